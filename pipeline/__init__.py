@@ -1,0 +1,3 @@
+"""MOSA on Action Genome: cached DVC pipeline library."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Action Genome: on-disk format reader, validator and synthetic generator."""

@@ -1,0 +1,285 @@
+"""Action Genome reader: the official layout in, a normalised Parquet index out.
+
+The filtering reproduces the reference loader (STTran's ``AG`` dataset):
+
+1. a frame belongs to the split of its *first* object's ``metadata['set']``;
+2. a frame is valid when at least one of its objects is visible;
+3. valid frames whose person box has zero rows are dropped;
+4. a video is kept only with more than 2 remaining frames.
+
+With ``filter_small=True`` (SGCls/SGDet) objects whose short side is at most
+``small_box_side`` pixels are treated as absent *before* rule 2, which is what
+the reference's ``object_bbox_and_relationship_filtersmall.pkl`` amounts to.
+Object boxes are stored xywh in AG and converted to xyxy here; person boxes
+are already xyxy.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from pipeline.ag.layout import (
+    OBJECT_PKL,
+    PERSON_PKL,
+    parse_frame_key,
+    read_object_classes,
+    read_predicates,
+)
+from pipeline.constants import ATTENTION, CONTACTING, GROUPS, SPATIAL
+from pipeline.io import DataError, atomic_path, atomic_write_json, safe_load_pickle
+
+SPLITS = ("train", "val", "test")
+
+FRAME_SCHEMA = {
+    "frame": pl.String,
+    "video": pl.String,
+    "frame_number": pl.Int32,
+    "split": pl.String,
+    "width": pl.Int32,
+    "height": pl.Int32,
+    "person_x1": pl.Float64,
+    "person_y1": pl.Float64,
+    "person_x2": pl.Float64,
+    "person_y2": pl.Float64,
+}
+OBJECT_SCHEMA = {
+    "frame": pl.String,
+    "video": pl.String,
+    "frame_number": pl.Int32,
+    "split": pl.String,
+    "object_class": pl.Int16,
+    "x1": pl.Float64,
+    "y1": pl.Float64,
+    "x2": pl.Float64,
+    "y2": pl.Float64,
+    "attention": pl.List(pl.Int16),
+    "spatial": pl.List(pl.Int16),
+    "contacting": pl.List(pl.Int16),
+    "small": pl.Boolean,
+}
+RELATION_SCHEMA = {
+    "frame": pl.String,
+    "video": pl.String,
+    "split": pl.String,
+    "object_class": pl.Int16,
+    "predicate": pl.Int16,
+    "group": pl.String,
+}
+
+
+@dataclass
+class AGIndex:
+    """The normalised index: three tables (schemas in docs/schemas.md) and filter counts."""
+
+    frames: pl.DataFrame
+    objects: pl.DataFrame
+    relations: pl.DataFrame
+    dropped: dict[str, int] = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> AGIndex:
+        """The same index restricted to one split."""
+        return AGIndex(
+            self.frames.filter(pl.col("split") == name),
+            self.objects.filter(pl.col("split") == name),
+            self.relations.filter(pl.col("split") == name),
+            dict(self.dropped),
+            dict(self.settings),
+        )
+
+
+def _predicate_indices(names, group: slice, predicates: list[str], frame: str, field_name: str) -> list[int]:
+    if names is None:
+        raise DataError(f"frame {frame}: a visible object has {field_name}=None; fix the annotation or mark it invisible")
+    out = []
+    for name in names:
+        try:
+            index = predicates.index(name)
+        except ValueError:
+            raise DataError(f"frame {frame}: unknown predicate {name!r} in {field_name}") from None
+        if not group.start <= index < group.stop:
+            raise DataError(f"frame {frame}: predicate {name!r} does not belong in {field_name}")
+        out.append(index)
+    return out
+
+
+def load_action_genome(root: str | Path, filter_small: bool = False, small_box_side: float = 16.0) -> AGIndex:
+    """Read an Action Genome root and apply the standard filters (module docstring)."""
+    root = Path(root)
+    object_classes = read_object_classes(root)
+    predicates = read_predicates(root)
+    for rel in (PERSON_PKL, OBJECT_PKL):
+        if not (root / rel).is_file():
+            raise DataError(f"{root / rel}: missing (download the Action Genome annotations into {root / 'annotations'})")
+    person_bbox = safe_load_pickle(root / PERSON_PKL)
+    object_bbox = safe_load_pickle(root / OBJECT_PKL)
+    if not isinstance(person_bbox, dict) or not isinstance(object_bbox, dict):
+        raise DataError(f"{root / 'annotations'}: pickles must hold a dict keyed by frame")
+
+    dropped = defaultdict(int)
+    # video -> list of (frame_number, key, split, visible objects)
+    videos: dict[str, list] = defaultdict(list)
+    for key in person_bbox:
+        parsed = parse_frame_key(key)
+        if key not in object_bbox:
+            raise DataError(f"{root / OBJECT_PKL}: frame {key} is in person_bbox.pkl but has no object entry")
+        objects = object_bbox[key]
+        if not objects:
+            dropped["frames_without_objects"] += 1
+            continue
+        split = objects[0]["metadata"]["set"]
+        if split not in ("train", "test"):
+            raise DataError(f"frame {key}: metadata set {split!r} is neither 'train' nor 'test'")
+        visible = []
+        for obj in objects:
+            if not obj.get("visible"):
+                continue
+            if obj.get("bbox") is None:
+                raise DataError(f"frame {key}: visible object {obj.get('class')!r} has no bbox")
+            x, y, w, h = (float(v) for v in obj["bbox"])
+            small = min(w, h) <= small_box_side
+            if filter_small and small:
+                dropped["small_objects"] += 1
+                continue
+            name = obj.get("class")
+            if name not in object_classes or name in ("__background__", "person"):
+                raise DataError(f"frame {key}: unknown object class {name!r}")
+            visible.append((object_classes.index(name), obj, (x, y, x + w, y + h), small))
+        if not visible:
+            dropped["frames_without_visible_object"] += 1
+            continue
+        person = person_bbox[key]
+        if np.asarray(person["bbox"]).shape[0] == 0:
+            dropped["frames_without_person"] += 1
+            continue
+        videos[parsed.video].append((parsed.number, key, split, person, visible))
+
+    frame_rows = defaultdict(list)
+    object_rows = defaultdict(list)
+    for video in sorted(videos):
+        frames = sorted(videos[video])
+        if len(frames) <= 2:
+            dropped[f"videos_with_{len(frames)}_frames"] += 1
+            dropped["frames_in_short_videos"] += len(frames)
+            continue
+        for number, key, split, person, visible in frames:
+            box = np.asarray(person["bbox"], dtype=np.float64)[0]
+            width, height = (int(v) for v in person["bbox_size"])
+            for column, value in zip(
+                FRAME_SCHEMA,
+                (key, video, number, split, width, height, *box.tolist()),
+                strict=True,
+            ):
+                frame_rows[column].append(value)
+            for class_index, obj, xyxy, small in sorted(visible, key=lambda item: item[0]):
+                values = (
+                    key, video, number, split, class_index, *xyxy,
+                    _predicate_indices(obj.get("attention_relationship"), ATTENTION, predicates, key, "attention_relationship"),
+                    _predicate_indices(obj.get("spatial_relationship"), SPATIAL, predicates, key, "spatial_relationship"),
+                    _predicate_indices(obj.get("contacting_relationship"), CONTACTING, predicates, key, "contacting_relationship"),
+                    small,
+                )  # fmt: skip
+                for column, value in zip(OBJECT_SCHEMA, values, strict=True):
+                    object_rows[column].append(value)
+
+    frames_df = pl.DataFrame(dict(frame_rows) or None, schema=FRAME_SCHEMA)
+    objects_df = pl.DataFrame(dict(object_rows) or None, schema=OBJECT_SCHEMA)
+    return AGIndex(
+        frames_df,
+        objects_df,
+        relations_from_objects(objects_df),
+        dict(sorted(dropped.items())),
+        {"filter_small": filter_small, "small_box_side": small_box_side},
+    )
+
+
+def relations_from_objects(objects: pl.DataFrame) -> pl.DataFrame:
+    """One row per ground-truth triplet: 1 attention + each spatial + each contacting label."""
+    parts = [
+        objects.select("frame", "video", "split", "object_class", pl.col(group).alias("predicate"))
+        .explode("predicate")
+        .drop_nulls("predicate")
+        .with_columns(pl.lit(group).alias("group"))
+        for group in GROUPS
+    ]
+    return pl.concat(parts).sort("frame", "object_class", "predicate").select(list(RELATION_SCHEMA)).cast(RELATION_SCHEMA)
+
+
+def assign_val_split(index: AGIndex, val_fraction: float, seed: int) -> AGIndex:
+    """Move a deterministic, seed-chosen fraction of train *videos* to ``val``.
+
+    Carving by video (not frame) keeps near-duplicate neighbouring frames out
+    of both sides of the split. The test split is never touched.
+    """
+    train_videos = sorted(index.frames.filter(pl.col("split") == "train")["video"].unique().to_list())
+    n_val = int(round(val_fraction * len(train_videos)))
+    if val_fraction > 0 and len(train_videos) > 1:
+        n_val = min(max(n_val, 1), len(train_videos) - 1)
+    order = np.random.default_rng(seed).permutation(len(train_videos))
+    val_videos = {train_videos[i] for i in order[:n_val]}
+    relabel = (
+        pl.when(pl.col("video").is_in(list(val_videos)) & (pl.col("split") == "train"))
+        .then(pl.lit("val"))
+        .otherwise(pl.col("split"))
+        .alias("split")
+    )
+    return AGIndex(
+        index.frames.with_columns(relabel),
+        index.objects.with_columns(relabel),
+        index.relations.with_columns(relabel),
+        dict(index.dropped),
+        {**index.settings, "val_fraction": val_fraction, "split_seed": seed},
+    )
+
+
+def summarize(index: AGIndex) -> dict:
+    """Counts per split and per filter, as written to ``summary.json``."""
+    summary: dict = {}
+    for split in SPLITS:
+        part = index.split(split)
+        summary[split] = {
+            "videos": part.frames["video"].n_unique(),
+            "frames": part.frames.height,
+            "objects": part.objects.height,
+            "relations": part.relations.height,
+        }
+    summary["dropped"] = index.dropped
+    summary["settings"] = index.settings
+    return summary
+
+
+INDEX_FILES = {"frames": "frames.parquet", "objects": "objects.parquet", "relations": "relations.parquet"}
+
+
+def write_index(index: AGIndex, index_dir: str | Path) -> dict:
+    """Write the three tables and ``summary.json`` atomically; return the summary."""
+    index_dir = Path(index_dir)
+    for name, file_name in INDEX_FILES.items():
+        with atomic_path(index_dir / file_name) as tmp:
+            getattr(index, name).write_parquet(tmp, compression="zstd", statistics=False)
+    summary = summarize(index)
+    atomic_write_json(index_dir / "summary.json", summary)
+    return summary
+
+
+def read_index(index_dir: str | Path) -> AGIndex:
+    """Read an index written by :func:`write_index`."""
+    index_dir = Path(index_dir)
+    tables = {}
+    for name, file_name in INDEX_FILES.items():
+        path = index_dir / file_name
+        if not path.is_file():
+            raise DataError(f"{path}: missing; run the index stage first (dvc repro index)")
+        tables[name] = pl.read_parquet(path)
+    return AGIndex(**tables)
+
+
+def build_index(root: str | Path, val_fraction: float, split_seed: int, small_box_side: float, filter_small: bool = False) -> AGIndex:
+    """Reader + validation split: the index stage's whole job."""
+    index = load_action_genome(root, filter_small=filter_small, small_box_side=small_box_side)
+    return assign_val_split(index, val_fraction, split_seed)

@@ -1,0 +1,124 @@
+"""Weights-only checkpoint loading and saving.
+
+A checkpoint is a pickle, and unpickling a file from the internet can run
+arbitrary code. ``torch.load(weights_only=True)`` (the default since torch
+2.6) only rebuilds tensors and plain containers, and we keep it on. Two kinds
+of harmless non-tensor objects occur in real mmdet/mmengine checkpoints and
+are allowed explicitly: numpy arrays/scalars/dtypes in ``meta`` and
+mmengine's ``HistoryBuffer`` in ``message_hub``. Anything else is refused
+with an error naming the object.
+
+Our own checkpoints hold only tensors and plain metadata, so they load with
+nothing extra allowed.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.io import DataError, atomic_path
+
+
+def _allowed_globals() -> list:
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    numpy_core = np._core if hasattr(np, "_core") else np.core
+    allowed: list = [
+        numpy_core.multiarray._reconstruct,
+        numpy_core.multiarray.scalar,
+        np.ndarray,
+        np.dtype,
+        HistoryBuffer,
+    ]
+    allowed += [getattr(np.dtypes, name) for name in np.dtypes.__all__]
+    return allowed
+
+
+def _refused_globals(path: Path, err: Exception) -> str:
+    """Name the object(s) the weights-only unpickler refused, for the error message."""
+    allowed = {f"{obj.__module__}.{obj.__qualname__}" for obj in _allowed_globals()}
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        refused = [name for name in found if name not in allowed]
+        if refused:
+            return ", ".join(refused[:3])
+    except Exception:  # legacy (non-zip) checkpoint format: fall back to the message
+        pass
+    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+    return match.group(1) if match else "a non-tensor object"
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint file weights-only; raise :class:`DataError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        with torch.serialization.safe_globals(_allowed_globals()):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise DataError(f"{path}: not a readable checkpoint ({err})") from None
+        raise DataError(
+            f"{path}: checkpoint contains {_refused_globals(path, err)}, which weights-only "
+            "loading refuses to run; re-save only its state_dict if you trust the file "
+            "(see docs/detector.md)"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(checkpoint, dict):
+        raise DataError(f"{path}: checkpoint is a {type(checkpoint).__name__}, expected a dict")
+    return checkpoint
+
+
+def extract_state_dict(checkpoint: dict[str, Any], path: str | Path) -> dict[str, torch.Tensor]:
+    """The model weights of an mmengine checkpoint (``state_dict`` key) or of a bare state dict."""
+    state = checkpoint.get("state_dict", checkpoint)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError(f"{path}: checkpoint has no tensor state_dict")
+    # Checkpoints saved from DistributedDataParallel prefix every key.
+    return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+def _class_count_hint(key: str, got: tuple, want: tuple) -> str:
+    if key.endswith("bbox_head.fc_cls.weight") or key.endswith("bbox_head.fc_cls.bias"):
+        return (
+            f"; the checkpoint was trained for {got[0] - 1} classes but the config has "
+            f"num_classes={want[0] - 1} (set model.roi_head.bbox_head.num_classes and "
+            "metainfo.classes to the checkpoint's classes)"
+        )
+    return ""
+
+
+def load_state_dict_into(model: torch.nn.Module, checkpoint_path: str | Path, config_path: str | Path) -> None:
+    """Load a checkpoint into ``model`` strictly; any key or shape difference is a one-line error."""
+    state = extract_state_dict(read_checkpoint(checkpoint_path), checkpoint_path)
+    expected = model.state_dict()
+    where = f"{checkpoint_path} does not fit {config_path}"
+    for key, tensor in expected.items():
+        if key in state and tuple(state[key].shape) != tuple(tensor.shape):
+            got, want = tuple(state[key].shape), tuple(tensor.shape)
+            raise DataError(f"{where}: {key} has shape {got}, the config builds {want}{_class_count_hint(key, got, want)}")
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        raise DataError(f"{where}: {' and '.join(parts)}; is it a checkpoint of this architecture?")
+    model.load_state_dict(state, strict=True)
+
+
+def save_checkpoint(model: torch.nn.Module, path: str | Path, meta: dict[str, Any]) -> None:
+    """Save tensors plus plain-Python ``meta`` atomically, loadable with weights-only."""
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    with atomic_path(path, suffix=".pth") as tmp:
+        torch.save({"state_dict": state, "meta": meta}, tmp)

@@ -1,0 +1,109 @@
+"""Category-weighted focal loss for the three predicate groups, plus ASM alignment.
+
+Class weights from the training-split predicate counts n_r:
+
+    alpha_r = (1 / log(n_r + e)) / mean_k (1 / log(n_k + e))      (mean 1)
+
+Focal form on each group (p = predicted probability of the true class):
+
+    attention (softmax, one label):   -alpha_y (1 - p_y)^gamma log p_y
+    spatial/contacting (sigmoid):     -alpha_r (1 - p_r)^gamma log p_r    (positives)
+                                      -        p_r^gamma  log(1 - p_r)    (negatives)
+
+gamma = 0 gives weighted cross-entropy and BCE with ``pos_weight = alpha``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pipeline.constants import GROUPS, NUM_PREDICATES
+from pipeline.model.batch import RelationBatch
+from pipeline.model.mosa import RelationOutput
+from pipeline.params import LossParams
+
+
+def predicate_counts(relations: pl.DataFrame, split: str = "train") -> np.ndarray:
+    """[26] number of ground-truth triplets of each predicate in ``split`` (index relations table)."""
+    counts = (
+        relations.filter(pl.col("split") == split)
+        .group_by("predicate")
+        .len()
+    )
+    out = np.zeros(NUM_PREDICATES, dtype=np.int64)
+    out[counts["predicate"].to_numpy().astype(np.int64)] = counts["len"].to_numpy()
+    return out
+
+
+def category_weights(counts: np.ndarray | Tensor) -> Tensor:
+    """alpha_r from predicate counts; log(n + e) keeps unseen predicates finite (weight 1/1)."""
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    inverse_log = 1.0 / torch.log(counts + math.e)
+    return (inverse_log / inverse_log.mean()).float()
+
+
+def focal_cross_entropy(logits: Tensor, target: Tensor, weight: Tensor, gamma: float) -> Tensor:
+    """Mean over rows of -alpha_y (1 - p_y)^gamma log p_y."""
+    log_p = F.log_softmax(logits, dim=-1).gather(1, target.unsqueeze(1)).squeeze(1)
+    modulation = (1.0 - log_p.exp()).pow(gamma) if gamma > 0 else 1.0
+    return -(weight[target] * modulation * log_p).mean()
+
+
+def focal_binary_cross_entropy(logits: Tensor, target: Tensor, weight: Tensor, gamma: float) -> Tensor:
+    """Mean over all (row, class) cells; alpha weighs the positive term."""
+    log_p = F.logsigmoid(logits)
+    log_not_p = F.logsigmoid(-logits)
+    if gamma > 0:
+        p = log_p.exp()
+        positive = (1.0 - p).pow(gamma) * log_p
+        negative = p.pow(gamma) * log_not_p
+    else:
+        positive, negative = log_p, log_not_p
+    return -(weight * target * positive + (1.0 - target) * negative).mean()
+
+
+class RelationLoss(nn.Module):
+    """All training losses for one batch; returns named components and their weighted total."""
+
+    def __init__(self, params: LossParams, counts: np.ndarray | None) -> None:
+        super().__init__()
+        self.params = params
+        if params.category_weighted and counts is None:
+            raise ValueError("category_weighted loss needs training predicate counts")
+        weights = category_weights(counts) if params.category_weighted else torch.ones(NUM_PREDICATES)
+        self.register_buffer("weights", weights)
+
+    def group_losses(self, logits: dict[str, Tensor], batch: RelationBatch, keep: Tensor) -> dict[str, Tensor]:
+        gamma = self.params.gamma
+        return {
+            "attention": focal_cross_entropy(
+                logits["attention"][keep], batch.target_attention[keep], self.weights[GROUPS["attention"]], gamma
+            ),
+            "spatial": focal_binary_cross_entropy(
+                logits["spatial"][keep], batch.target_spatial[keep], self.weights[GROUPS["spatial"]], gamma
+            ),
+            "contacting": focal_binary_cross_entropy(
+                logits["contacting"][keep], batch.target_contacting[keep], self.weights[GROUPS["contacting"]], gamma
+            ),
+        }
+
+    def forward(self, output: RelationOutput, batch: RelationBatch) -> dict[str, Tensor]:
+        keep = batch.has_relation
+        components: dict[str, Tensor] = {}
+        if bool(keep.any()):
+            components.update(self.group_losses(output.logits, batch, keep))
+            if output.asm_logits is not None and self.params.asm_alignment > 0:
+                for group, value in self.group_losses(output.asm_logits, batch, keep).items():
+                    components[f"asm_{group}"] = self.params.asm_alignment * value
+        if output.object_logits is not None and self.params.object_weight > 0:
+            components["object"] = self.params.object_weight * F.cross_entropy(
+                output.object_logits, batch.target_object
+            )
+        total = sum(components.values(), start=output.object_label.new_zeros((), dtype=torch.float32))
+        return {"total": total, **components}

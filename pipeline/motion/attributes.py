@@ -1,0 +1,153 @@
+"""MFE attributes as polars expressions over a whole table of box pairs.
+
+Input is a *pair table*: one row per (video, frame, person-object pair) with
+the person box ``px1..py2``, the object box ``ox1..oy2``, the image size and a
+track key ``(video, source, track_id)`` that follows one pair through the
+video. Every attribute is a column expression evaluated per track after one
+sort, so the cost is a few passes over the table whatever its size.
+
+For a pair with person centre p_t, object centre o_t, image diagonal D and
+frame number f_t, with t-1 the pair's previous row (its previous frame):
+
+* distance              d_t = |o_t - p_t| / D
+* velocity              v_t = (d_t - d_{t-1}) / (f_t - f_{t-1}),  v = 0 on a track's first row
+* persistence           mean IoU(person, object) over the track's last K rows (this one included)
+* direction_consistency cos(p_t - p_{t-1}, o_t - o_{t-1}),  0 if either centre does not move
+* dx, dy                ((o_t - p_t) - (o_{t-1} - p_{t-1})) / D / (f_t - f_{t-1}),  0 on the first row
+* log_area_ratio        log(area_o / area_p)
+* scale_change          (log_area_ratio_t - log_area_ratio_{t-1}) / (f_t - f_{t-1}),  0 on the first row
+
+AG frames are sparse samples of the video, so every temporal difference is
+divided by the frame-number step rather than by the row step.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipeline.io import DataError
+
+TRACK_KEYS: tuple[str, ...] = ("video", "source", "track_id")
+BASE_ATTRIBUTES: tuple[str, ...] = ("distance", "velocity", "persistence", "direction_consistency")
+# params switch name -> output columns it adds
+EXTRA_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "relative_displacement": ("dx", "dy"),
+    "log_area_ratio": ("log_area_ratio",),
+    "scale_change": ("scale_change",),
+}
+PAIR_KEY_COLUMNS: tuple[str, ...] = (
+    "video", "frame", "frame_number", "source", "object_index", "object_class", "track_id",
+)  # fmt: skip
+PERSON_BOX: tuple[str, ...] = ("px1", "py1", "px2", "py2")
+OBJECT_BOX: tuple[str, ...] = ("ox1", "oy1", "ox2", "oy2")
+
+# A centre displacement shorter than this fraction of the image diagonal is
+# treated as "not moving": it keeps float noise (for example from translating
+# both boxes) from producing an arbitrary +-1 cosine.
+STILL_FRACTION = 1e-9
+# Areas are clamped before taking logs so a degenerate (zero-width) box gives
+# a large finite value instead of -inf.
+MIN_AREA = 1e-6
+
+
+def box_area(x1: str, y1: str, x2: str, y2: str) -> pl.Expr:
+    """Area of xyxy boxes; inverted boxes have area 0."""
+    return (pl.col(x2) - pl.col(x1)).clip(lower_bound=0.0) * (pl.col(y2) - pl.col(y1)).clip(
+        lower_bound=0.0
+    )
+
+
+def box_iou(a: tuple[str, ...], b: tuple[str, ...]) -> pl.Expr:
+    """IoU of two xyxy boxes given as column names (continuous coordinates, no +1)."""
+    inter_w = (pl.min_horizontal(pl.col(a[2]), pl.col(b[2])) - pl.max_horizontal(pl.col(a[0]), pl.col(b[0]))).clip(
+        lower_bound=0.0
+    )
+    inter_h = (pl.min_horizontal(pl.col(a[3]), pl.col(b[3])) - pl.max_horizontal(pl.col(a[1]), pl.col(b[1]))).clip(
+        lower_bound=0.0
+    )
+    inter = inter_w * inter_h
+    union = box_area(*a) + box_area(*b) - inter
+    return pl.when(union > 0).then(inter / union).otherwise(0.0)
+
+
+def output_columns(extras: dict[str, bool]) -> list[str]:
+    """Column order of the motion table for the given extras switches."""
+    columns = [*PAIR_KEY_COLUMNS, *BASE_ATTRIBUTES]
+    for switch, names in EXTRA_ATTRIBUTES.items():
+        if extras.get(switch, False):
+            columns.extend(names)
+    return columns
+
+
+def _check_unique_rows(pairs: pl.DataFrame) -> None:
+    duplicated = pairs.select([*TRACK_KEYS, "frame_number", "frame"]).filter(
+        pl.struct([*TRACK_KEYS, "frame_number"]).is_duplicated()
+    )
+    if duplicated.height:
+        row = duplicated.row(0, named=True)
+        raise DataError(
+            f"frame {row['frame']}: track {row['track_id']} ({row['source']}) appears twice in one frame; "
+            "a track may hold one box per frame (check the index or the detection linking)"
+        )
+
+
+def motion_attributes(pairs: pl.DataFrame, window_k: int, extras: dict[str, bool]) -> pl.DataFrame:
+    """Compute the MFE attributes of every row of a pair table.
+
+    ``extras`` maps each key of :data:`EXTRA_ATTRIBUTES` to whether its
+    columns are produced. Returns the key columns and attributes (float32),
+    sorted by (video, frame_number, source, object_index).
+    """
+    _check_unique_rows(pairs)
+    track = list(TRACK_KEYS)
+    df = pairs.sort([*track, "frame_number"])
+
+    def prev(column: str) -> pl.Expr:
+        return pl.col(column).shift(1).over(track)
+
+    def per_step(column: str) -> pl.Expr:
+        # change since the track's previous row per frame-number step; 0 on the first row
+        return ((pl.col(column) - prev(column)) / pl.col("_step")).fill_null(0.0)
+
+    df = df.with_columns(
+        _diag=(pl.col("width").cast(pl.Float64) ** 2 + pl.col("height").cast(pl.Float64) ** 2).sqrt(),
+        _pcx=(pl.col("px1") + pl.col("px2")) / 2,
+        _pcy=(pl.col("py1") + pl.col("py2")) / 2,
+        _ocx=(pl.col("ox1") + pl.col("ox2")) / 2,
+        _ocy=(pl.col("oy1") + pl.col("oy2")) / 2,
+        _iou=box_iou(PERSON_BOX, OBJECT_BOX),
+        _log_area_ratio=(
+            box_area(*OBJECT_BOX).clip(lower_bound=MIN_AREA) / box_area(*PERSON_BOX).clip(lower_bound=MIN_AREA)
+        ).log(),
+        _step=(pl.col("frame_number") - prev("frame_number")).cast(pl.Float64),
+    ).with_columns(
+        _rel_x=(pl.col("_ocx") - pl.col("_pcx")) / pl.col("_diag"),
+        _rel_y=(pl.col("_ocy") - pl.col("_pcy")) / pl.col("_diag"),
+        _pdx=pl.col("_pcx") - prev("_pcx"),
+        _pdy=pl.col("_pcy") - prev("_pcy"),
+        _odx=pl.col("_ocx") - prev("_ocx"),
+        _ody=pl.col("_ocy") - prev("_ocy"),
+    )
+    person_move = (pl.col("_pdx") ** 2 + pl.col("_pdy") ** 2).sqrt()
+    object_move = (pl.col("_odx") ** 2 + pl.col("_ody") ** 2).sqrt()
+    still = STILL_FRACTION * pl.col("_diag")
+    df = df.with_columns(distance=(pl.col("_rel_x") ** 2 + pl.col("_rel_y") ** 2).sqrt()).with_columns(
+        velocity=per_step("distance"),
+        persistence=pl.col("_iou").rolling_mean(window_k, min_samples=1).over(track),
+        direction_consistency=pl.when((person_move > still) & (object_move > still))
+        .then((pl.col("_pdx") * pl.col("_odx") + pl.col("_pdy") * pl.col("_ody")) / (person_move * object_move))
+        .otherwise(0.0)
+        .fill_null(0.0)
+        .clip(-1.0, 1.0),
+        dx=per_step("_rel_x"),
+        dy=per_step("_rel_y"),
+        log_area_ratio=pl.col("_log_area_ratio"),
+        scale_change=per_step("_log_area_ratio"),
+    )
+    columns = output_columns(extras)
+    attributes = [c for c in columns if c not in PAIR_KEY_COLUMNS]
+    return (
+        df.select(columns)
+        .with_columns(pl.col(attributes).cast(pl.Float32))
+        .sort(["video", "frame_number", "source", "object_index"])
+    )

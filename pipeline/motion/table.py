@@ -1,0 +1,169 @@
+"""Build the motion table: pair tables from the index and the detections, then attributes.
+
+The stage works on chunks of whole videos (every attribute looks only
+within one track, and a track never leaves its video), so memory is bounded
+by the chunk, and the chunks are appended to one Parquet file in video order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from pipeline.constants import PERSON_INDEX
+from pipeline.io import DataError, atomic_path
+from pipeline.motion.attributes import OBJECT_BOX, PERSON_BOX, motion_attributes, output_columns
+from pipeline.motion.linking import link_tracks
+from pipeline.params import MotionParams
+
+BOX = ("x1", "y1", "x2", "y2")
+OUTPUT_DTYPES: dict[str, pl.DataType] = {
+    "video": pl.String(),
+    "frame": pl.String(),
+    "frame_number": pl.Int32(),
+    "source": pl.String(),
+    "object_index": pl.Int32(),
+    "object_class": pl.Int16(),
+    "track_id": pl.Int32(),
+}
+FRAME_COLUMNS = ("video", "frame", "frame_number", "width", "height", "person_x1", "person_y1", "person_x2", "person_y2")
+OBJECT_COLUMNS = ("frame", "object_class", *BOX)
+DETECTION_COLUMNS = ("video", "frame", "frame_number", "det_index", "label", "score", *BOX, "width", "height")
+
+
+def _require(df: pl.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{what}: missing column(s) {', '.join(missing)} (see docs/schemas.md)")
+
+
+def _renamed_box(names: Sequence[str], new: Sequence[str]) -> list[pl.Expr]:
+    return [pl.col(a).cast(pl.Float64).alias(b) for a, b in zip(names, new, strict=True)]
+
+
+def gt_pairs(frames: pl.DataFrame, objects: pl.DataFrame) -> pl.DataFrame:
+    """Pair table of ground-truth tracks: each object with its frame's person box.
+
+    A ground-truth track is (video, object_class); ``object_index`` is the class.
+    """
+    _require(frames, FRAME_COLUMNS, "frames table")
+    _require(objects, OBJECT_COLUMNS, "objects table")
+    joined = objects.select(OBJECT_COLUMNS).join(frames.select(FRAME_COLUMNS), on="frame", how="left")
+    orphan = joined.filter(pl.col("video").is_null())
+    if orphan.height:
+        raise DataError(
+            f"objects table: frame {orphan['frame'][0]} has objects but no row in the frames table; rebuild the index"
+        )
+    return joined.select(
+        "video",
+        "frame",
+        "frame_number",
+        source=pl.lit("gt"),
+        object_index=pl.col("object_class").cast(pl.Int32),
+        object_class=pl.col("object_class").cast(pl.Int16),
+        track_id=pl.col("object_class").cast(pl.Int32),
+        width="width",
+        height="height",
+        *_renamed_box(("person_x1", "person_y1", "person_x2", "person_y2"), PERSON_BOX),
+        *_renamed_box(BOX, OBJECT_BOX),
+    )
+
+
+def det_pairs(detections: pl.DataFrame, link_iou: float) -> pl.DataFrame:
+    """Pair table of detected tracks.
+
+    The frame's person is its highest-scoring person detection (lowest
+    det_index on ties); frames without one give no pairs. Every other
+    non-background detection is an object, linked into tracks per class.
+    """
+    _require(detections, DETECTION_COLUMNS, "detection table")
+    persons = (
+        detections.filter(pl.col("label") == PERSON_INDEX)
+        .sort(["video", "frame_number", "score", "det_index"], descending=[False, False, True, False])
+        .unique(["video", "frame_number"], keep="first", maintain_order=True)
+        .select("video", "frame_number", *_renamed_box(BOX, PERSON_BOX))
+    )
+    objects = link_tracks(detections.filter(pl.col("label") > PERSON_INDEX), link_iou)
+    return objects.join(persons, on=["video", "frame_number"]).select(
+        "video",
+        "frame",
+        pl.col("frame_number").cast(pl.Int32),
+        source=pl.lit("det"),
+        object_index=pl.col("det_index").cast(pl.Int32),
+        object_class=pl.col("label").cast(pl.Int16),
+        track_id="track_id",
+        width="width",
+        height="height",
+        *PERSON_BOX,
+        *_renamed_box(BOX, OBJECT_BOX),
+    )
+
+
+def motion_table(
+    frames: pl.DataFrame,
+    objects: pl.DataFrame,
+    params: MotionParams,
+    detections: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """The motion table (see docs/schemas.md) of in-memory index tables and optional detections."""
+    pairs = [gt_pairs(frames, objects)]
+    if detections is not None:
+        pairs.append(det_pairs(detections, params.det_link_iou))
+    table = motion_attributes(pl.concat(pairs, how="vertical_relaxed"), params.window_k, params.extras.model_dump())
+    return table.cast(OUTPUT_DTYPES)
+
+
+def video_chunks(videos: Sequence[str], videos_per_chunk: int) -> Iterator[list[str]]:
+    ordered = sorted(set(videos))
+    for start in range(0, len(ordered), videos_per_chunk):
+        yield ordered[start : start + videos_per_chunk]
+
+
+def output_schema(params: MotionParams) -> pa.Schema:
+    """Arrow schema of the motion Parquet for these params (also used for an empty file)."""
+    columns = output_columns(params.extras.model_dump())
+    empty = pl.DataFrame(schema={c: OUTPUT_DTYPES.get(c, pl.Float32()) for c in columns})
+    return empty.to_arrow().schema
+
+
+def write_motion_parquet(
+    frames_path: str | Path,
+    objects_path: str | Path,
+    out_path: str | Path,
+    params: MotionParams,
+    detections: pl.DataFrame | None = None,
+) -> int:
+    """Compute the motion table video chunk by video chunk into one Parquet file; return its row count.
+
+    The index files are scanned lazily so only one chunk of videos is in
+    memory at a time. The file is written atomically and is byte-identical
+    for identical inputs and params.
+    """
+    for path in (frames_path, objects_path):
+        if not Path(path).is_file():
+            raise DataError(f"{path}: not found (run the index stage first: dvc repro index)")
+    frames_scan = pl.scan_parquet(frames_path).select(FRAME_COLUMNS)
+    objects_scan = pl.scan_parquet(objects_path).select(OBJECT_COLUMNS)
+    videos = frames_scan.select(pl.col("video").unique()).collect()["video"].to_list()
+    if detections is not None:
+        videos += detections["video"].unique().to_list()
+    schema = output_schema(params)
+    chunks = list(video_chunks(videos, params.videos_per_chunk))
+    rows = 0
+    with atomic_path(out_path, suffix=".parquet") as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for chunk in tqdm(chunks, desc="motion", unit="chunk", disable=len(chunks) < 2):
+            keep = pl.col("video").is_in(pl.Series(chunk).implode())
+            frames = frames_scan.filter(keep).collect()
+            objects = objects_scan.filter(pl.col("frame").is_in(frames["frame"].implode())).collect()
+            chunk_detections = None if detections is None else detections.filter(keep)
+            table = motion_table(frames, objects, params, chunk_detections)
+            writer.write_table(table.to_arrow().cast(schema))
+            rows += table.height
+        if not chunks:
+            writer.write_table(schema.empty_table())
+    return rows

@@ -1,0 +1,260 @@
+"""Typed configuration: ``params.yaml`` parsed once into pydantic models.
+
+Every section forbids unknown keys, so a typo is an error rather than a
+silently ignored setting. :func:`load_params` turns pydantic's multi-line
+report into one line naming the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SynthParams(Section):
+    out_dir: str = "data/synth_ag"
+    videos: int = Field(150, ge=1, le=100_000)
+    seed: int = 0
+    width: int = Field(256, ge=64, le=4096)
+    height: int = Field(192, ge=64, le=4096)
+    min_frames: int = Field(1, ge=1)
+    max_frames: int = Field(12, ge=1, le=500)
+    test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _frames_range(self) -> SynthParams:
+        if self.min_frames > self.max_frames:
+            raise ValueError(
+                f"min_frames ({self.min_frames}) must be <= max_frames ({self.max_frames})"
+            )
+        return self
+
+
+class DatasetParams(Section):
+    root: str = "data/synth_ag"
+    index_dir: str = "features/index"
+    val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    split_seed: int = 0
+    small_box_side: float = Field(16.0, ge=0.0)
+
+
+class DetectorTrainParams(Section):
+    """Training of the synthetic-default detector (`train_detector` stage).
+
+    Ignored when ``detector.checkpoint`` is set. The LR schedule's milestones
+    in the mmdet config are scaled to ``iterations``.
+    """
+
+    iterations: int = Field(300, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(0.02, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    seed: int = 0
+    eval_split: Literal["val", "test"] = "test"
+
+
+class DetectionPostprocessParams(Section):
+    """AG-style SGDet post-processing of raw detector scores.
+
+    Defaults follow STTran's detector wrapper: per-class score > 0.1,
+    per-class NMS at IoU 0.4, only the best person kept.
+    """
+
+    score_threshold: float = Field(0.1, ge=0.0, le=1.0)
+    nms_iou: float = Field(0.4, gt=0.0, le=1.0)
+    max_objects: int = Field(10, ge=0)
+    person_top1: bool = True
+    # AG has exactly one person per frame: when no person passes the score
+    # threshold, keep the best-scoring person box anyway so the frame still
+    # has a subject for its pairs.
+    person_fallback: bool = True
+
+
+class DetectorParams(Section):
+    config: str = "configs/detector/faster_rcnn_r18_synth.py"
+    checkpoint: str | None = None
+    work_dir: str = "models/detector"
+    metrics_path: str = "metrics/detector.json"
+    train: DetectorTrainParams = DetectorTrainParams()
+    postprocess: DetectionPostprocessParams = DetectionPostprocessParams()
+
+
+class ExtractParams(Section):
+    out_dir: str = "features/roi"
+    metrics_path: str = "metrics/extract.json"
+    videos_per_shard: int = Field(16, ge=1)
+    batch_frames: int = Field(8, ge=1)
+    decode_workers: int = Field(1, ge=0)
+    skip_missing_frames: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class MotionAttributes(Section):
+    """Optional MFE attributes written to the motion table (ours; see docs/schemas.md)."""
+
+    relative_displacement: bool = True
+    log_area_ratio: bool = True
+    scale_change: bool = True
+
+
+class MotionParams(Section):
+    out_path: str = "features/motion/motion.parquet"
+    window_k: int = Field(4, ge=1, le=64)
+    extras: MotionAttributes = MotionAttributes()
+    # > 0 so that boxes that do not overlap are never linked into one track
+    det_link_iou: float = Field(0.3, gt=0.0, le=1.0)
+    videos_per_chunk: int = Field(500, ge=1)
+
+
+class TextParams(Section):
+    out_path: str = "features/text/text.h5"
+    encoder: Literal["minilm", "clip"] = "minilm"
+    clip_model: str = "ViT-B-32"
+    clip_weights: str | None = None
+    prompt_mode: Literal["predicate", "predicate_object"] = "predicate_object"
+    predicate_template: str = "a photo of a person {predicate}"
+    pair_template: str = "a photo of a person {predicate} a {object}"
+
+
+class LossParams(Section):
+    # alpha_r = 1/log(n_r + e), rescaled to mean 1 (False: every predicate weighs 1).
+    category_weighted: bool = True
+    # Focal exponent on (1 - p); 0 gives plain weighted CE/BCE.
+    gamma: float = Field(2.0, ge=0.0, le=10.0)
+    # Weight of the alignment loss on the ASM logits alone (0 = none).
+    asm_alignment: float = Field(1.0, ge=0.0)
+    # Weight of the object-classification cross-entropy (SGCls/SGDet).
+    object_weight: float = Field(1.0, ge=0.0)
+
+
+MotionAttributeName = Literal[
+    "distance",
+    "velocity",
+    "persistence",
+    "direction_consistency",
+    "relative_displacement",
+    "log_area_ratio",
+    "scale_change",
+]
+
+
+class ModelParams(Section):
+    d_model: int = Field(64, ge=8)
+    heads: int = Field(4, ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    spatial_layers: int = Field(1, ge=0)
+    temporal: bool = True
+    temporal_layers: int = Field(3, ge=1)
+    temporal_window: int = Field(2, ge=1)
+    mfe: bool = True
+    mfe_attributes: tuple[MotionAttributeName, ...] = (
+        "distance",
+        "velocity",
+        "persistence",
+        "direction_consistency",
+    )
+    mim: bool = True
+    mim_layers: int = Field(1, ge=1)
+    mim_heads: int = Field(4, ge=1)
+    mim_residual: Literal["relation", "motion"] = "relation"
+    asm: bool = True
+    asm_lambda: float = Field(1.0, ge=0.0)
+    asm_tau_init: float = Field(0.07, gt=0.0)
+    loss: LossParams = LossParams()
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelParams:
+        for key in ("heads", "mim_heads"):
+            if self.d_model % getattr(self, key):
+                raise ValueError(f"d_model ({self.d_model}) must be divisible by {key} ({getattr(self, key)})")
+        if self.mfe and not self.mfe_attributes:
+            raise ValueError("mfe_attributes is empty while mfe is true (list attributes or set mfe: false)")
+        return self
+
+
+class TrainParams(Section):
+    modes: tuple[Literal["predcls", "sgcls", "sgdet"], ...] = ("predcls", "sgcls", "sgdet")
+    epochs: int = Field(8, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(1e-2, ge=0.0)
+    batch_videos: int = Field(4, ge=1)
+    grad_clip: float = Field(5.0, gt=0.0)
+    lr_patience: int = Field(1, ge=0)
+    lr_factor: float = Field(0.5, gt=0.0, lt=1.0)
+    sgdet_match_iou: float = Field(0.5, gt=0.0, le=1.0)
+    feature_cache_mb: int = Field(512, ge=0)
+    seed: int = 0
+    out_dir: str = "models/mosa"
+
+
+class EvaluateParams(Section):
+    constraints: tuple[Literal["with", "semi", "no"], ...] = ("with", "semi", "no")
+    iou_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    legacy_plus_one: bool = True
+    semi_threshold: float = Field(0.9, ge=0.0, le=1.0)
+    no_constraint_top_k: int = Field(100, ge=1)
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _yaml_no_is_false(cls, value):
+        # YAML 1.1 reads a bare `no` as False; the user meant the constraint.
+        if isinstance(value, (list, tuple)):
+            return [("no" if item is False else item) for item in value]
+        return value
+
+
+class Params(Section):
+    seed: int = 0
+    synth: SynthParams = SynthParams()
+    dataset: DatasetParams = DatasetParams()
+    detector: DetectorParams = DetectorParams()
+    extract: ExtractParams = ExtractParams()
+    motion: MotionParams = MotionParams()
+    text: TextParams = TextParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+
+
+class ParamsError(ValueError):
+    """A one-line, user-facing configuration error."""
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "<root>"
+    value = first.get("input")
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{key}' (remove it or fix its spelling; see the comments in params.yaml)"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{source}: {key} = {value!r}: {first['msg']}{more}"
+
+
+def parse_params(data: dict | None, source: str = "params.yaml") -> Params:
+    """Validate a params mapping; raise :class:`ParamsError` with a one-line message."""
+    try:
+        return Params.model_validate(data or {})
+    except ValidationError as err:
+        raise ParamsError(_format_error(source, err)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml`` (or another file of the same schema)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: not found (run from the repository root or pass --params)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    return parse_params(data, str(path))

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Idempotent environment setup: creates .venv/, installs torch (CPU), builds
+# mmcv with its CPU ops, then installs this project. A second run is a no-op
+# apart from a quick check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+STAMP="$VENV/.mosa-installed"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip install --disable-pip-version-check -q)
+
+# Hash of everything that decides what gets installed; a change re-runs pip.
+want_hash=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_hash" ]; then
+  echo "[setup] environment up to date ($VENV)"
+  exit 0
+fi
+
+start=$(date +%s)
+# setuptools <81 still ships pkg_resources, which mmcv's setup.py imports;
+# torch 2.13 needs >=77.
+"${PIP[@]}" "pip>=24" "setuptools>=77,<81" wheel
+# torch first and pinned to the CPU build: an unpinned torch pulls a
+# multi-GB CUDA build.
+if ! "$PY" -c "import torch" 2>/dev/null; then
+  echo "[setup] installing torch (CPU)"
+  "${PIP[@]}" "torch==2.13.0"
+fi
+if ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
+  echo "[setup] building mmcv 2.1.0 with CPU ops (about 10 min on 2 cores the first time; pip caches the wheel)"
+  MMCV_WITH_OPS=1 "${PIP[@]}" --no-build-isolation "mmcv==2.1.0"
+fi
+echo "[setup] installing the project"
+"${PIP[@]}" -e ".[dev]"
+echo "$want_hash" > "$STAMP"
+echo "[setup] done in $(( $(date +%s) - start )) s"
