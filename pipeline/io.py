@@ -72,6 +72,9 @@ _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
         for name in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "str", "bytes", "bool", "complex", "slice")
     }
     | {("collections", "OrderedDict"), ("collections", "defaultdict")}
+    # protocol <= 2 pickles store bytes as latin-1 text re-encoded by this; it
+    # only converts str to bytes.
+    | {("_codecs", "encode")}
     | {
         (module, name)
         for module in ("numpy.core.multiarray", "numpy._core.multiarray")
@@ -84,6 +87,8 @@ _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        if module == "__builtin__":  # Python 2 era pickles (protocol <= 2)
+            module = "builtins"
         if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
         if module == "numpy" and name.endswith("DType") or module == "numpy.dtypes":

@@ -78,3 +78,18 @@ def read_object_classes(root: str | Path) -> list[str]:
 
 def read_predicates(root: str | Path) -> list[str]:
     return read_class_file(Path(root) / RELATIONSHIP_CLASSES_TXT, RAW_PREDICATE_FIXES, PREDICATES)
+
+
+def write_annotations(root: str | Path, person_bbox: dict, object_bbox: dict, frame_keys: list[str]) -> None:
+    """Write the five annotation files of an AG root (raw class names, as the official files have)."""
+    import pickle
+
+    from pipeline.constants import OBJECT_CLASSES, raw_object_name, raw_predicate_name
+    from pipeline.io import atomic_write_bytes, atomic_write_text
+
+    root = Path(root)
+    atomic_write_bytes(root / PERSON_PKL, pickle.dumps(person_bbox, protocol=4))
+    atomic_write_bytes(root / OBJECT_PKL, pickle.dumps(object_bbox, protocol=4))
+    atomic_write_text(root / OBJECT_CLASSES_TXT, "".join(raw_object_name(n) + "\n" for n in OBJECT_CLASSES[1:]))
+    atomic_write_text(root / RELATIONSHIP_CLASSES_TXT, "".join(raw_predicate_name(n) + "\n" for n in PREDICATES))
+    atomic_write_text(root / FRAME_LIST_TXT, "".join(k + "\n" for k in frame_keys))

@@ -37,7 +37,6 @@ output is byte-identical for a fixed seed.
 from __future__ import annotations
 
 import math
-import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,14 +45,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from pipeline.ag.layout import (
-    FRAME_LIST_TXT,
-    OBJECT_CLASSES_TXT,
-    OBJECT_PKL,
-    PERSON_PKL,
-    RELATIONSHIP_CLASSES_TXT,
-)
-from pipeline.constants import OBJECT_CLASSES, PREDICATES, raw_object_name, raw_predicate_name
+from pipeline.ag.layout import write_annotations
 from pipeline.params import SynthParams
 
 # class -> (RGB fill, shape, (min size, max size) in px as (w, h) ranges)
@@ -440,14 +432,7 @@ def write_synthetic_ag(out_dir: str | Path, params: SynthParams, progress: bool 
         object_all.update(object_ann)
         frame_keys.extend(images)
 
-    ann = staging / "annotations"
-    with open(ann / Path(PERSON_PKL).name, "wb") as handle:
-        pickle.dump(person_all, handle, protocol=4)
-    with open(ann / Path(OBJECT_PKL).name, "wb") as handle:
-        pickle.dump(object_all, handle, protocol=4)
-    (ann / Path(OBJECT_CLASSES_TXT).name).write_text("".join(raw_object_name(n) + "\n" for n in OBJECT_CLASSES[1:]))
-    (ann / Path(RELATIONSHIP_CLASSES_TXT).name).write_text("".join(raw_predicate_name(n) + "\n" for n in PREDICATES))
-    (ann / Path(FRAME_LIST_TXT).name).write_text("".join(k + "\n" for k in frame_keys))
+    write_annotations(staging, person_all, object_all, frame_keys)
 
     if out_dir.exists():
         shutil.rmtree(out_dir)

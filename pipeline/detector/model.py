@@ -151,8 +151,8 @@ class Detector:
 
 def build_model(cfg, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Instantiate ``cfg.model`` with mmdet's registry, in eval mode, with random weights."""
-    from mmdet.registry import MODELS
     from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
+    from mmdet.registry import MODELS
 
     register_mmdet()
     model_cfg = cfg.model.copy()

@@ -79,16 +79,10 @@ def output_columns(extras: dict[str, bool]) -> list[str]:
     return columns
 
 
-def _check_unique_rows(pairs: pl.DataFrame) -> None:
-    duplicated = pairs.select([*TRACK_KEYS, "frame_number", "frame"]).filter(
-        pl.struct([*TRACK_KEYS, "frame_number"]).is_duplicated()
-    )
-    if duplicated.height:
-        row = duplicated.row(0, named=True)
-        raise DataError(
-            f"frame {row['frame']}: track {row['track_id']} ({row['source']}) appears twice in one frame; "
-            "a track may hold one box per frame (check the index or the detection linking)"
-        )
+def _first_duplicate(df: pl.DataFrame) -> dict | None:
+    """The first row that repeats its track's previous frame (``df`` sorted by track, frame_number)."""
+    repeated = df.filter(~pl.col("_first") & (pl.col("frame_number") == pl.col("frame_number").shift(1)))
+    return repeated.row(0, named=True) if repeated.height else None
 
 
 def motion_attributes(pairs: pl.DataFrame, window_k: int, extras: dict[str, bool]) -> pl.DataFrame:
@@ -98,56 +92,91 @@ def motion_attributes(pairs: pl.DataFrame, window_k: int, extras: dict[str, bool
     columns are produced. Returns the key columns and attributes (float32),
     sorted by (video, frame_number, source, object_index).
     """
-    _check_unique_rows(pairs)
-    track = list(TRACK_KEYS)
-    df = pairs.sort([*track, "frame_number"])
+    # Integer sort keys: video as its rank among the table's videos, source
+    # as an enum in its lexical order. Sorting the strings themselves costs
+    # more than all the arithmetic below.
+    videos = pl.Enum(pairs["video"].unique().sort())
+    keyed = pairs.lazy().with_columns(
+        _video=pl.col("video").cast(videos).to_physical(),
+        _source=pl.col("source").cast(pl.Enum(["det", "gt"])).to_physical(),
+    )
+    # One sort puts every track's rows together in frame order; a row's
+    # previous frame is then the row above unless the row starts a track.
+    df = (
+        keyed.sort(["_video", "_source", "track_id", "frame_number"])
+        .with_columns(
+            _first=(pl.col("_video") != pl.col("_video").shift(1))
+            | (pl.col("_source") != pl.col("_source").shift(1))
+            | (pl.col("track_id") != pl.col("track_id").shift(1))
+            | pl.int_range(pl.len()).eq(0),
+        )
+        .collect()
+    )
+    duplicate = _first_duplicate(df)
+    if duplicate is not None:
+        raise DataError(
+            f"frame {duplicate['frame']}: track {duplicate['track_id']} ({duplicate['source']}) appears twice "
+            "in one frame; a track may hold one box per frame (check the index or the detection linking)"
+        )
 
-    def prev(column: str) -> pl.Expr:
-        return pl.col(column).shift(1).over(track)
+    def prev(column: str | pl.Expr) -> pl.Expr:
+        expr = pl.col(column) if isinstance(column, str) else column
+        return pl.when(pl.col("_first")).then(None).otherwise(expr.shift(1))
 
     def per_step(column: str) -> pl.Expr:
         # change since the track's previous row per frame-number step; 0 on the first row
         return ((pl.col(column) - prev(column)) / pl.col("_step")).fill_null(0.0)
 
-    df = df.with_columns(
-        _diag=(pl.col("width").cast(pl.Float64) ** 2 + pl.col("height").cast(pl.Float64) ** 2).sqrt(),
-        _pcx=(pl.col("px1") + pl.col("px2")) / 2,
-        _pcy=(pl.col("py1") + pl.col("py2")) / 2,
-        _ocx=(pl.col("ox1") + pl.col("ox2")) / 2,
-        _ocy=(pl.col("oy1") + pl.col("oy2")) / 2,
-        _iou=box_iou(PERSON_BOX, OBJECT_BOX),
-        _log_area_ratio=(
-            box_area(*OBJECT_BOX).clip(lower_bound=MIN_AREA) / box_area(*PERSON_BOX).clip(lower_bound=MIN_AREA)
-        ).log(),
-        _step=(pl.col("frame_number") - prev("frame_number")).cast(pl.Float64),
-    ).with_columns(
-        _rel_x=(pl.col("_ocx") - pl.col("_pcx")) / pl.col("_diag"),
-        _rel_y=(pl.col("_ocy") - pl.col("_pcy")) / pl.col("_diag"),
-        _pdx=pl.col("_pcx") - prev("_pcx"),
-        _pdy=pl.col("_pcy") - prev("_pcy"),
-        _odx=pl.col("_ocx") - prev("_ocx"),
-        _ody=pl.col("_ocy") - prev("_ocy"),
+    row = pl.int_range(pl.len())
+    position = row - pl.when(pl.col("_first")).then(row).forward_fill()  # 0 on a track's first row
+    # mean IoU over the track's last K rows: K masked shifts, no per-group windows
+    window_sum = pl.sum_horizontal(
+        pl.when(pl.col("_position") >= lag).then(pl.col("_iou").shift(lag)).otherwise(0.0) for lag in range(window_k)
     )
     person_move = (pl.col("_pdx") ** 2 + pl.col("_pdy") ** 2).sqrt()
     object_move = (pl.col("_odx") ** 2 + pl.col("_ody") ** 2).sqrt()
     still = STILL_FRACTION * pl.col("_diag")
-    df = df.with_columns(distance=(pl.col("_rel_x") ** 2 + pl.col("_rel_y") ** 2).sqrt()).with_columns(
-        velocity=per_step("distance"),
-        persistence=pl.col("_iou").rolling_mean(window_k, min_samples=1).over(track),
-        direction_consistency=pl.when((person_move > still) & (object_move > still))
-        .then((pl.col("_pdx") * pl.col("_odx") + pl.col("_pdy") * pl.col("_ody")) / (person_move * object_move))
-        .otherwise(0.0)
-        .fill_null(0.0)
-        .clip(-1.0, 1.0),
-        dx=per_step("_rel_x"),
-        dy=per_step("_rel_y"),
-        log_area_ratio=pl.col("_log_area_ratio"),
-        scale_change=per_step("_log_area_ratio"),
-    )
     columns = output_columns(extras)
     attributes = [c for c in columns if c not in PAIR_KEY_COLUMNS]
     return (
-        df.select(columns)
+        df.lazy()
+        .with_columns(
+            _position=position,
+            _diag=(pl.col("width").cast(pl.Float64) ** 2 + pl.col("height").cast(pl.Float64) ** 2).sqrt(),
+            _pcx=(pl.col("px1") + pl.col("px2")) / 2,
+            _pcy=(pl.col("py1") + pl.col("py2")) / 2,
+            _ocx=(pl.col("ox1") + pl.col("ox2")) / 2,
+            _ocy=(pl.col("oy1") + pl.col("oy2")) / 2,
+            _iou=box_iou(PERSON_BOX, OBJECT_BOX),
+            _log_area_ratio=(
+                box_area(*OBJECT_BOX).clip(lower_bound=MIN_AREA) / box_area(*PERSON_BOX).clip(lower_bound=MIN_AREA)
+            ).log(),
+            _step=(pl.col("frame_number") - prev("frame_number")).cast(pl.Float64),
+        )
+        .with_columns(
+            _rel_x=(pl.col("_ocx") - pl.col("_pcx")) / pl.col("_diag"),
+            _rel_y=(pl.col("_ocy") - pl.col("_pcy")) / pl.col("_diag"),
+            _pdx=pl.col("_pcx") - prev("_pcx"),
+            _pdy=pl.col("_pcy") - prev("_pcy"),
+            _odx=pl.col("_ocx") - prev("_ocx"),
+            _ody=pl.col("_ocy") - prev("_ocy"),
+        )
+        .with_columns(distance=(pl.col("_rel_x") ** 2 + pl.col("_rel_y") ** 2).sqrt())
+        .with_columns(
+            velocity=per_step("distance"),
+            persistence=window_sum / (pl.col("_position") + 1).clip(upper_bound=window_k),
+            direction_consistency=pl.when((person_move > still) & (object_move > still))
+            .then((pl.col("_pdx") * pl.col("_odx") + pl.col("_pdy") * pl.col("_ody")) / (person_move * object_move))
+            .otherwise(0.0)
+            .fill_null(0.0)
+            .clip(-1.0, 1.0),
+            dx=per_step("_rel_x"),
+            dy=per_step("_rel_y"),
+            log_area_ratio=pl.col("_log_area_ratio"),
+            scale_change=per_step("_log_area_ratio"),
+        )
+        .sort(["_video", "frame_number", "_source", "object_index"])
+        .select(columns)
         .with_columns(pl.col(attributes).cast(pl.Float32))
-        .sort(["video", "frame_number", "source", "object_index"])
+        .collect()
     )

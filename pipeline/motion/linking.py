@@ -35,7 +35,7 @@ def _greedy_match(candidates: pl.DataFrame) -> pl.DataFrame:
     matched: list[pl.DataFrame] = []
     remaining = candidates.select("row", "track", "iou")
     while remaining.height:
-        best_for_row = remaining.sort(["iou", "track"], descending=[True, True]).unique(
+        best_for_row = remaining.sort(["iou", "track"], descending=[True, False]).unique(
             "row", keep="first", maintain_order=True
         )
         best_for_track = remaining.sort(["iou", "row"], descending=[True, False]).unique(

@@ -1,0 +1,104 @@
+"""AG-style post-processing of raw Faster R-CNN outputs for SGDet.
+
+mmdet's own ``multiclass_nms`` keeps only the winning score of each box. The
+relation head needs each detection's full class distribution (SGDet object
+classifier input), and AG frames have exactly one person, so we apply
+STTran's rules to the raw per-proposal outputs instead:
+
+1. a (proposal, class) pair is a candidate if its class score > ``score_threshold``;
+   its box is the class-specific regressed box;
+2. non-maximum suppression per class at ``nms_iou`` (``mmcv.ops.batched_nms``);
+3. persons: only the best one is kept (``person_top1``); if none passes the
+   threshold, the best-scoring person box is kept anyway (``person_fallback``);
+4. objects: the ``max_objects`` best, by score.
+
+Detections are ordered persons first, then objects by descending score. Each
+carries its proposal's softmax distribution over the 37 AG classes (column 0
+is background).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.constants import NUM_OBJECT_CLASSES, PERSON_INDEX
+from pipeline.params import DetectionPostprocessParams
+
+
+@dataclass(frozen=True)
+class FrameDetections:
+    boxes: torch.Tensor  # (k, 4) float32 xyxy, original image pixels
+    labels: torch.Tensor  # (k,) int64 AG object index
+    scores: torch.Tensor  # (k,) float32 score of `labels`
+    class_scores: torch.Tensor  # (k, 37) float32 softmax over AG classes, column 0 = background
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+
+def ag_class_scores(scores: torch.Tensor, ag_labels: np.ndarray) -> torch.Tensor:
+    """Reorder mmdet's ``(n, C + 1)`` softmax (background last) into the 37 AG columns.
+
+    AG classes the detector does not know get probability 0.
+    """
+    num_classes = len(ag_labels)
+    out = scores.new_zeros((scores.shape[0], NUM_OBJECT_CLASSES))
+    out[:, 0] = scores[:, num_classes]
+    out[:, torch.as_tensor(ag_labels, dtype=torch.long)] = scores[:, :num_classes]
+    return out
+
+
+def postprocess_detections(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    ag_labels: np.ndarray,
+    params: DetectionPostprocessParams,
+) -> FrameDetections:
+    """Apply the AG SGDet rules to one image.
+
+    Args:
+        boxes: ``(n, C * 4)`` class-specific boxes of the ``n`` proposals, xyxy.
+        scores: ``(n, C + 1)`` softmax class scores, background last (mmdet layout).
+        ag_labels: AG index of each of the ``C`` detector labels.
+    """
+    from mmcv.ops import batched_nms
+
+    num_classes = len(ag_labels)
+    boxes = boxes.float().reshape(-1, num_classes, 4)
+    class_scores = scores.float()[:, :num_classes]
+    distribution = ag_class_scores(scores.float(), ag_labels)
+    ag_of_label = torch.as_tensor(ag_labels, dtype=torch.long)
+
+    proposal, label = torch.nonzero(class_scores > params.score_threshold, as_tuple=True)
+    if proposal.numel():
+        _, keep = batched_nms(
+            boxes[proposal, label],
+            class_scores[proposal, label],
+            label,
+            dict(type="nms", iou_threshold=params.nms_iou),
+        )
+        proposal, label = proposal[keep], label[keep]  # sorted by descending score
+
+    is_person = ag_of_label[label] == PERSON_INDEX
+    person_proposal, person_label = proposal[is_person], label[is_person]
+    if params.person_top1:
+        person_proposal, person_label = person_proposal[:1], person_label[:1]
+    person_labels = torch.nonzero(ag_of_label == PERSON_INDEX).flatten()
+    if not person_proposal.numel() and params.person_fallback and person_labels.numel() and len(boxes):
+        best = int(class_scores[:, person_labels[0]].argmax())
+        person_proposal = torch.tensor([best])
+        person_label = person_labels[:1]
+    object_proposal = proposal[~is_person][: params.max_objects]
+    object_label = label[~is_person][: params.max_objects]
+
+    proposal = torch.cat([person_proposal, object_proposal])
+    label = torch.cat([person_label, object_label])
+    return FrameDetections(
+        boxes=boxes[proposal, label].reshape(-1, 4),
+        labels=ag_of_label[label],
+        scores=class_scores[proposal, label],
+        class_scores=distribution[proposal],
+    )

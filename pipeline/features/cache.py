@@ -1,0 +1,240 @@
+"""The HDF5 ROI feature cache: layout, writer helpers and the reader API.
+
+One file, ``roi.h5``, with one group per video (the group name is the AG
+video id, e.g. ``0A8CF.mp4``). Rows of all frames of a video are
+concatenated; ``*_offsets`` arrays (length frames + 1) give each frame's
+slice, CSR style. The full layout is in docs/schemas.md; in short:
+
+========================  =========================  ==========================================
+dataset                   shape / dtype              meaning
+========================  =========================  ==========================================
+frame                     (F,) str                   AG frame key ``VIDEO.mp4/NNNNNN.png``
+frame_number              (F,) int32
+width, height             (F,) int32                 image size
+gt_offsets                (F+1,) int64               frame f owns gt rows ``[o[f], o[f+1])``
+gt_boxes                  (N, 4) float64             xyxy pixels; row 0 of a frame is the person
+gt_labels                 (N,) int16                 AG object index (person = 1)
+gt_small                  (N,) bool                  short side <= dataset.small_box_side
+gt_features               (N, D) float16             box-head shared FC output
+gt_pair_offsets           (F+1,) int64
+gt_pairs                  (P, 2) int32               (person row, object row), video-wide gt rows
+gt_union_boxes            (P, 4) float64
+gt_union_features         (P, D) float16
+det_offsets               (F+1,) int64
+det_boxes                 (M, 4) float64             SGDet detections, persons first
+det_labels                (M,) int16
+det_scores                (M,) float32
+det_class_scores          (M, 37) float32            softmax over AG classes, column 0 background
+det_features              (M, D) float16
+det_pair_offsets          (F+1,) int64
+det_pairs                 (Q, 2) int32               video-wide det rows
+det_union_boxes           (Q, 4) float64
+det_union_features        (Q, D) float16
+========================  =========================  ==========================================
+
+Root attributes identify the extractor (``config_sha256``,
+``checkpoint_sha256``, ``feature_dim``, ...) so that caches from different
+detectors are never mixed silently: :func:`require_same_extractor`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import polars as pl
+
+from pipeline.io import DataError
+
+FORMAT_VERSION = 1
+CACHE_FILE = "roi.h5"
+# Rows per HDF5 chunk: large enough for gzip to work on, small enough that
+# reading one video does not decompress much of its neighbours.
+CHUNK_ROWS = 512
+COMPRESSION = dict(compression="gzip", compression_opts=4, shuffle=True)
+
+# Attributes that must agree for two caches (or shards) to be combined.
+IDENTITY_KEYS = ("format_version", "config_sha256", "checkpoint_sha256", "feature_dim")
+
+
+@dataclass(frozen=True)
+class Column:
+    dtype: Any
+    width: int | str | None = None  # None: 1-D; int: fixed width; "D": feature dim
+
+
+# Every dataset of a video group, in writing order.
+SCHEMA: dict[str, Column] = {
+    "frame": Column(h5py.string_dtype()),
+    "frame_number": Column(np.int32),
+    "width": Column(np.int32),
+    "height": Column(np.int32),
+    "gt_offsets": Column(np.int64),
+    "gt_boxes": Column(np.float64, 4),
+    "gt_labels": Column(np.int16),
+    "gt_small": Column(np.bool_),
+    "gt_features": Column(np.float16, "D"),
+    "gt_pair_offsets": Column(np.int64),
+    "gt_pairs": Column(np.int32, 2),
+    "gt_union_boxes": Column(np.float64, 4),
+    "gt_union_features": Column(np.float16, "D"),
+    "det_offsets": Column(np.int64),
+    "det_boxes": Column(np.float64, 4),
+    "det_labels": Column(np.int16),
+    "det_scores": Column(np.float32),
+    "det_class_scores": Column(np.float32, 37),
+    "det_features": Column(np.float16, "D"),
+    "det_pair_offsets": Column(np.int64),
+    "det_pairs": Column(np.int32, 2),
+    "det_union_boxes": Column(np.float64, 4),
+    "det_union_features": Column(np.float16, "D"),
+}
+
+
+def write_video(parent: h5py.Group, video: str, arrays: Mapping[str, np.ndarray], feature_dim: int) -> None:
+    """Write one video group; ``arrays`` must hold every :data:`SCHEMA` dataset."""
+    group = parent.create_group(video)
+    for name, column in SCHEMA.items():
+        data = np.asarray(arrays[name])
+        width = feature_dim if column.width == "D" else column.width
+        expected_shape = (data.shape[0],) if width is None else (data.shape[0], width)
+        if data.shape != expected_shape:
+            raise ValueError(f"{video}/{name}: shape {data.shape}, expected {expected_shape}")
+        if name == "frame":
+            group.create_dataset(name, data=data.astype(object), dtype=column.dtype)
+            continue
+        chunks = (max(1, min(len(data), CHUNK_ROWS)),) + data.shape[1:]
+        group.create_dataset(name, data=data.astype(column.dtype), chunks=chunks, maxshape=data.shape, **COMPRESSION)
+
+
+def read_group(group: h5py.Group) -> dict[str, np.ndarray]:
+    out = {name: group[name][()] for name in SCHEMA}
+    out["frame"] = np.array([key.decode() if isinstance(key, bytes) else key for key in out["frame"]], dtype=object)
+    return out
+
+
+def identity_of(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: (attrs[key].item() if hasattr(attrs.get(key), "item") else attrs.get(key)) for key in IDENTITY_KEYS}
+
+
+class RoiCache:
+    """Read access to ``roi.h5`` (pass the file or the folder holding it).
+
+    ``read_video(video)`` returns a dict of numpy arrays keyed as in
+    :data:`SCHEMA` (``frame`` is an object array of ``str``); features stay
+    float16. ``identity`` is the extractor identity; ``attrs`` all root
+    attributes (``skipped_frames`` and ``postprocess`` decoded from JSON).
+    """
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        self.path = path / CACHE_FILE if path.is_dir() else path
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: ROI cache not found (run the extract stage)")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as err:
+            raise DataError(f"{self.path}: not a readable HDF5 file ({err}); rerun the extract stage") from None
+        attrs = dict(self._file.attrs)
+        if int(attrs.get("format_version", -1)) != FORMAT_VERSION:
+            raise DataError(
+                f"{self.path}: cache format {attrs.get('format_version')} is not {FORMAT_VERSION}; "
+                "rerun the extract stage"
+            )
+        for key in ("skipped_frames", "postprocess"):
+            if key in attrs:
+                attrs[key] = json.loads(attrs[key])
+        self.attrs = attrs
+        self.identity = identity_of(self._file.attrs)
+        self.feature_dim = int(attrs["feature_dim"])
+
+    def videos(self) -> list[str]:
+        return sorted(self._file.keys())
+
+    def __contains__(self, video: str) -> bool:
+        return video in self._file
+
+    def read_video(self, video: str) -> dict[str, np.ndarray]:
+        if video not in self._file:
+            raise DataError(f"{self.path}: video {video!r} is not in the ROI cache")
+        return read_group(self._file[video])
+
+    def iter_videos(self) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        for video in self.videos():
+            yield video, self.read_video(video)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> RoiCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def require_same_extractor(first: Mapping[str, Any], second: Mapping[str, Any], what: str) -> None:
+    """Raise :class:`DataError` unless two identities (see :data:`IDENTITY_KEYS`) agree."""
+    for key in IDENTITY_KEYS:
+        if first.get(key) != second.get(key):
+            raise DataError(
+                f"{what}: {key} differs ({first.get(key)!r} vs {second.get(key)!r}); features "
+                "from different detectors cannot be mixed, re-extract with one detector"
+            )
+
+
+DETECTION_SCHEMA: dict[str, pl.DataType] = {
+    "video": pl.String,
+    "frame": pl.String,
+    "frame_number": pl.Int32,
+    "det_index": pl.Int32,
+    "label": pl.Int16,
+    "score": pl.Float32,
+    "x1": pl.Float64,
+    "y1": pl.Float64,
+    "x2": pl.Float64,
+    "y2": pl.Float64,
+    "width": pl.Int32,
+    "height": pl.Int32,
+}
+
+
+def _video_detections(video: str, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    offsets = arrays["det_offsets"]
+    per_frame = np.diff(offsets)
+    frame_of_row = np.repeat(np.arange(len(per_frame)), per_frame)
+    boxes = arrays["det_boxes"]
+    return {
+        "video": np.full(len(frame_of_row), video, dtype=object),
+        "frame": arrays["frame"][frame_of_row],
+        "frame_number": arrays["frame_number"][frame_of_row],
+        "det_index": np.arange(len(frame_of_row)) - offsets[frame_of_row],
+        "label": arrays["det_labels"],
+        "score": arrays["det_scores"],
+        "x1": boxes[:, 0],
+        "y1": boxes[:, 1],
+        "x2": boxes[:, 2],
+        "y2": boxes[:, 3],
+        "width": arrays["width"][frame_of_row],
+        "height": arrays["height"][frame_of_row],
+    }
+
+
+def load_detection_table(roi_dir: str | Path) -> pl.DataFrame:
+    """All SGDet detections of a cache, one row per detection, sorted by (video, frame_number, det_index).
+
+    Columns and dtypes are :data:`DETECTION_SCHEMA`; ``det_index`` is the row
+    within its frame (persons first), ``label`` the AG index (person = 1),
+    ``x1..y2`` xyxy pixels, ``width``/``height`` the image size.
+    """
+    with RoiCache(roi_dir) as cache:
+        parts = [pl.DataFrame(_video_detections(video, arrays)) for video, arrays in cache.iter_videos()]
+    if not parts:
+        return pl.DataFrame(schema=DETECTION_SCHEMA)
+    table = pl.concat(parts).cast(DETECTION_SCHEMA)
+    return table.select(list(DETECTION_SCHEMA)).sort(["video", "frame_number", "det_index"])

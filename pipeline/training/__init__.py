@@ -1,0 +1,1 @@
+"""Training, prediction and ablation of the MOSA relation head on the cached tensors."""

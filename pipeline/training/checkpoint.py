@@ -1,0 +1,46 @@
+"""Weights-only checkpoints: every file loads with ``torch.load(weights_only=True)``.
+
+* ``model.pt``: the selected model (best validation score) and the settings
+  it was built with, read by the evaluate stage.
+* ``checkpoint/last.pt``: model, optimiser and scheduler state after the last
+  finished epoch, plus a fingerprint of the run's settings and inputs; a
+  rerun resumes from it only when the fingerprint matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.io import DataError, atomic_path
+
+
+def fingerprint(settings: dict[str, Any], input_paths: list[Path]) -> str:
+    """Hash of the settings and of each input's size and modification time.
+
+    Any change means a fresh start rather than resuming a different run.
+    """
+    inputs = []
+    for path in input_paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        inputs.extend((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files if p.exists())
+    blob = json.dumps({"settings": settings, "inputs": inputs}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save(path: Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no checkpoint (run the train stage first)") from None
+    except Exception as err:  # torch raises several unrelated types for damaged files
+        raise DataError(f"{path}: unreadable checkpoint ({type(err).__name__}); delete it and retrain") from None

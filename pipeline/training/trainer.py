@@ -1,0 +1,165 @@
+"""The training loop: AdamW, gradient clipping, validation-driven LR and model selection.
+
+Only the validation split is used for decisions (learning-rate cuts and the
+selected epoch); the test split belongs to the evaluate stage. Each epoch
+reseeds torch from (seed, epoch) and reshuffles from the same pair, so a
+run resumed from ``checkpoint/last.pt`` reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import torch
+from tqdm import tqdm
+
+from pipeline.loss import RelationLoss
+from pipeline.model.mosa import MOSA
+from pipeline.params import TrainParams
+from pipeline.training import checkpoint
+from pipeline.training.data import VideoBatches
+from pipeline.training.predict import predict
+
+# The validation metric that selects the model and drives the LR schedule.
+SELECTION_METRIC = "R@20"
+
+Validator = Callable[[pl.DataFrame], dict[str, float]]
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    losses: dict[str, float]
+    validation: dict[str, float]
+    lr: float
+    frames_per_second: float
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_validation: dict[str, float]
+    history: list[EpochRecord] = field(default_factory=list)
+    resumed_from: int = 0
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 100_003 + epoch
+
+
+def train_epoch(
+    model: MOSA,
+    loss_fn: RelationLoss,
+    optimizer: torch.optim.Optimizer,
+    batches: VideoBatches,
+    grad_clip: float,
+    progress: tqdm | None = None,
+) -> tuple[dict[str, float], int]:
+    """One pass; returns the mean of each loss component (over batches) and the frame count."""
+    model.train()
+    sums: dict[str, float] = {}
+    steps = frames = 0
+    for batch, meta in batches:
+        losses = loss_fn(model(batch), batch)
+        if not losses["total"].requires_grad:
+            continue  # a batch without any labelled pair (possible in SGDet)
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach())
+        steps += 1
+        frames += len(meta.frames)
+        if progress is not None:
+            progress.update(len(meta.frames))
+            progress.set_postfix(loss=f"{float(losses['total']):.3f}")
+    return {name: total / max(steps, 1) for name, total in sums.items()}, frames
+
+
+def fit(
+    model: MOSA,
+    loss_fn: RelationLoss,
+    params: TrainParams,
+    train_batches: VideoBatches,
+    val_batches: VideoBatches,
+    validate: Validator,
+    mode: str,
+    out_dir: Path,
+    run_fingerprint: str,
+    model_settings: dict[str, Any],
+    live: Any | None = None,
+) -> FitResult:
+    """Train for ``params.epochs``, keeping the best validation epoch in ``out_dir/model.pt``."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=params.lr_factor, patience=params.lr_patience
+    )
+    last_path = out_dir / "checkpoint" / "last.pt"
+    best_path = out_dir / "model.pt"
+    result = FitResult(best_epoch=-1, best_validation={SELECTION_METRIC: -math.inf})
+
+    start_epoch = 0
+    if last_path.is_file():
+        state = checkpoint.load(last_path)
+        if state.get("fingerprint") == run_fingerprint and best_path.is_file():
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_epoch = result.resumed_from = int(state["epoch"]) + 1
+            result.best_epoch = int(state["best_epoch"])
+            result.best_validation = dict(state["best_validation"])
+
+    for epoch in range(start_epoch, params.epochs):
+        torch.manual_seed(epoch_seed(params.seed, epoch))
+        train_batches.set_epoch(epoch)
+        started = time.perf_counter()
+        with tqdm(desc=f"{mode} epoch {epoch + 1}/{params.epochs}", unit="frame", leave=False) as progress:
+            losses, frames = train_epoch(model, loss_fn, optimizer, train_batches, params.grad_clip, progress)
+        speed = frames / max(time.perf_counter() - started, 1e-9)
+        validation = validate(predict(model, val_batches, mode))
+        scheduler.step(validation[SELECTION_METRIC])
+        record = EpochRecord(epoch, losses, validation, optimizer.param_groups[0]["lr"], speed)
+        result.history.append(record)
+
+        if validation[SELECTION_METRIC] > result.best_validation[SELECTION_METRIC]:
+            result.best_epoch, result.best_validation = epoch, dict(validation)
+            checkpoint.save(best_path, {"model": model.state_dict(), "settings": model_settings, "epoch": epoch})
+        checkpoint.save(
+            last_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "best_epoch": result.best_epoch,
+                "best_validation": result.best_validation,
+                "fingerprint": run_fingerprint,
+            },
+        )
+        if live is not None:
+            log_epoch(live, record)
+        tqdm.write(
+            f"{mode} epoch {epoch + 1}/{params.epochs}: loss {losses.get('total', float('nan')):.4f}, "
+            + ", ".join(f"val {k} {v:.4f}" for k, v in validation.items())
+            + f", {speed:.0f} frames/s"
+        )
+    return result
+
+
+def log_epoch(live: Any, record: EpochRecord) -> None:
+    """Per-epoch dvclive metrics; the step is the epoch so a resumed run lines up."""
+    live.step = record.epoch
+    for name, value in record.losses.items():
+        live.log_metric(f"train/loss/{name}", value)
+    for name, value in record.validation.items():
+        live.log_metric(f"val/{name}", value)
+    live.log_metric("train/lr", record.lr)
+    live.log_metric("train/frames_per_second", record.frames_per_second, plot=False)
+    live.next_step()
