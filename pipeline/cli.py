@@ -88,5 +88,115 @@ def check_params(params: ParamsOption = Path("params.yaml")) -> None:
     typer.echo(load_params(params).model_dump_json(indent=2))
 
 
+
+@app.command("train-detector")
+@one_line_errors
+def train_detector(params: ParamsOption = Path("params.yaml")) -> None:
+    """Train the default detector on the train frames and write its mAP (no-op when detector.checkpoint is set)."""
+    from pipeline.detector.train import run_train_detector_stage
+    from pipeline.params import load_params
+
+    settings = load_params(params)
+    run_train_detector_stage(settings.detector, settings.dataset.root, settings.dataset.index_dir)
+
+
+@app.command()
+@one_line_errors
+def extract(params: ParamsOption = Path("params.yaml")) -> None:
+    """Run the detector once over all indexed frames into the HDF5 ROI cache (resumable; works under torchrun)."""
+    import json
+
+    from pipeline.detector.train import default_checkpoint
+    from pipeline.features.extract import run_extract_stage
+    from pipeline.params import load_params
+
+    settings = load_params(params)
+    metrics = run_extract_stage(
+        config_path=settings.detector.config,
+        checkpoint_path=str(default_checkpoint(settings.detector)),
+        index_dir=settings.dataset.index_dir,
+        dataset_root=settings.dataset.root,
+        extract=settings.extract,
+        postprocess=settings.detector.postprocess,
+    )
+    if metrics is not None:
+        typer.echo(json.dumps(metrics, indent=2))
+
+
+ModeArgument = Annotated[str, typer.Argument(help="predcls, sgcls or sgdet.")]
+
+
+@app.command()
+@one_line_errors
+def train(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
+    """Train the MOSA relation head for one mode on the cached features (resumes an interrupted run)."""
+    from pipeline.params import load_params
+    from pipeline.training.run import live_dir, train_mode
+
+    result = train_mode(load_params(params), _checked_mode(mode), live_dir=live_dir(mode))
+    best = ", ".join(f"{k} {v:.2f}" for k, v in result.best_validation.items())
+    typer.echo(f"{mode}: selected epoch {result.best_epoch + 1} (validation {best})")
+
+
+@app.command()
+@one_line_errors
+def evaluate(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
+    """Predict the test split with the trained head, write the predictions and AG metrics."""
+    from pipeline.params import load_params
+    from pipeline.training.run import evaluate_mode, output_paths
+
+    paths = output_paths(_checked_mode(mode))
+    metrics = evaluate_mode(load_params(params), mode, paths.predictions, paths.metrics, paths.predicate_recall)
+    for constraint, values in metrics.items():
+        typer.echo(f"{mode} {constraint}: " + ", ".join(f"{k} {v:.2f}" for k, v in values.items()))
+
+
+@app.command()
+@one_line_errors
+def ablate(
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2",
+    modes: Annotated[str, typer.Option(help="Comma-separated modes each experiment trains.")] = "predcls",
+    grid: Annotated[str, typer.Option(help="core: the paper's removals and the all-off baseline; all: every switch.")] = "core",
+    set_param: Annotated[list[str] | None, typer.Option("--set-param", "-S", help="Extra override for every experiment.")] = None,
+    jobs: Annotated[int, typer.Option(help="Experiments run in parallel.")] = 1,
+    queue_only: Annotated[bool, typer.Option("--queue-only", help="Only queue; run later with `dvc exp run --run-all`.")] = False,
+) -> None:
+    """Queue and run one `dvc exp run` per (ablation variant, seed); commit dvc.lock first."""
+    from pipeline.training.ablation import GRIDS, queue_commands, run_ablation
+
+    if grid not in GRIDS:
+        raise typer.BadParameter(f"grid must be one of {', '.join(GRIDS)}")
+    commands = queue_commands(
+        GRIDS[grid], [int(s) for s in seeds.split(",")], [_checked_mode(m) for m in modes.split(",")], set_param or []
+    )
+    typer.echo(f"queueing {len(commands)} experiments")
+    run_ablation(commands, jobs, run=not queue_only)
+
+
+@app.command("ablation-table")
+@one_line_errors
+def ablation_table(
+    out_dir: Annotated[Path, typer.Option(help="Folder for the markdown and CSV tables.")] = Path("reports"),
+    mode: Annotated[str, typer.Option(help="Mode whose metrics to tabulate.")] = "predcls",
+    constraint: Annotated[str, typer.Option(help="with, semi or no.")] = "with",
+    metrics: Annotated[str, typer.Option(help="Comma-separated metric names.")] = "R@10,R@20,R@50,mR@10,mR@20,mR@50",
+    exp_show_json: Annotated[Path | None, typer.Option(help="Saved `dvc exp show --json` output instead of running it.")] = None,
+) -> None:
+    """Render the ablation experiments as a paper-style table (markdown + CSV), mean ± std over seeds."""
+    from pipeline.training.ablation import read_exp_show, render_markdown, write_ablation_table
+
+    names = metrics.split(",")
+    table = write_ablation_table(read_exp_show(exp_show_json), out_dir, _checked_mode(mode), constraint, names)
+    typer.echo(render_markdown(table, names, f"{mode}, {constraint} constraint"))
+
+
+def _checked_mode(mode: str) -> str:
+    from pipeline.training.sources import MODES
+
+    if mode not in MODES:
+        raise typer.BadParameter(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
 if __name__ == "__main__":
     app()

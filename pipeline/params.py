@@ -7,11 +7,20 @@ report into one line naming the key, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class Section(BaseModel):
@@ -114,14 +123,30 @@ class MotionParams(Section):
     videos_per_chunk: int = Field(500, ge=1)
 
 
+def _template_fields(template: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+
+
 class TextParams(Section):
     out_path: str = "features/text/text.h5"
     encoder: Literal["minilm", "clip"] = "minilm"
-    clip_model: str = "ViT-B-32"
+    # local Hugging Face-format CLIP directory (config.json, weights, tokenizer files)
     clip_weights: str | None = None
     prompt_mode: Literal["predicate", "predicate_object"] = "predicate_object"
     predicate_template: str = "a photo of a person {predicate}"
     pair_template: str = "a photo of a person {predicate} a {object}"
+
+    @field_validator("predicate_template", "pair_template")
+    @classmethod
+    def _template_placeholders(cls, template: str, info: ValidationInfo) -> str:
+        wanted = {"predicate"} if info.field_name == "predicate_template" else {"predicate", "object"}
+        try:
+            fields = _template_fields(template)
+        except ValueError as err:
+            raise ValueError(f"not a valid format string ({err})") from None
+        if fields != wanted:
+            raise ValueError("must use exactly the placeholders " + " and ".join("{" + f + "}" for f in sorted(wanted)))
+        return template
 
 
 class LossParams(Section):

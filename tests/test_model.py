@@ -9,7 +9,13 @@ import torch
 
 from pipeline.constants import NUM_OBJECT_CLASSES
 from pipeline.model.asm import ActionSemanticMatching
-from pipeline.model.batch import gather_padded, pad_groups, scatter_mean, sliding_windows, window_tables
+from pipeline.model.batch import (
+    gather_padded,
+    pad_groups,
+    scatter_mean,
+    sliding_windows,
+    window_tables,
+)
 from pipeline.model.mosa import MOSA, predicted_object_label
 from pipeline.model.testing import random_batch, random_spec
 from pipeline.model.tokens import box_masks

@@ -18,7 +18,13 @@ import torch
 from tqdm import tqdm
 
 from pipeline.detector.checkpoint import save_checkpoint
-from pipeline.detector.model import ag_label_map, config_class_names, config_sha256, load_config, register_mmdet
+from pipeline.detector.model import (
+    ag_label_map,
+    config_class_names,
+    config_sha256,
+    load_config,
+    register_mmdet,
+)
 from pipeline.io import DataError, atomic_write_json
 from pipeline.params import DetectorParams
 

@@ -8,7 +8,13 @@ Typical use::
     results["with"].metrics()  # {"R@10": ..., "mR@10": ...} in percent
 """
 
-from pipeline.evaluation.evaluator import CONSTRAINTS, RECALL_KS, ConstraintResult, evaluate, pairwise_iou
+from pipeline.evaluation.evaluator import (
+    CONSTRAINTS,
+    RECALL_KS,
+    ConstraintResult,
+    evaluate,
+    pairwise_iou,
+)
 from pipeline.evaluation.ground_truth import GroundTruth, build_ground_truth, drop_small_objects
 from pipeline.evaluation.predictions import (
     PREDICTION_SCHEMA,

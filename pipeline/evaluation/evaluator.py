@@ -60,11 +60,12 @@ materialised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.constants import ATTENTION, CONTACTING, NUM_PREDICATES, SPATIAL
+from pipeline.constants import ATTENTION, CONTACTING, NUM_OBJECT_CLASSES, NUM_PREDICATES, SPATIAL
 from pipeline.evaluation.ground_truth import GroundTruth
 from pipeline.evaluation.predictions import AlignedPredictions
 from pipeline.params import EvaluateParams
@@ -82,8 +83,6 @@ ROW_OF_PREDICATE = np.repeat(np.arange(3), GROUP_SIZE)
 # The two cells of a row that the reference's ``semi`` branch tests (> 0).
 SEMI_ROW_TEST = ((0, 1), (3, 4), (9, 10))
 
-# Dense blocks of the rank computation are cut to about this many cells.
-BLOCK_CELLS = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -149,19 +148,39 @@ def segment_arange(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - np.repeat(offsets - starts, lengths)
 
 
+def equal_key_pairs(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with ``left[i] == right[j]`` (an inner join on integer keys)."""
+    left_order = np.argsort(left, kind="stable")  # sorted queries search much faster
+    right_order = np.argsort(right, kind="stable")
+    right_sorted = right[right_order]
+    lo = np.searchsorted(right_sorted, left[left_order], side="left")
+    count = np.searchsorted(right_sorted, left[left_order], side="right") - lo
+    return np.repeat(left_order, count), right_order[segment_arange(lo, count)]
+
+
 @dataclass(frozen=True)
 class _Layout:
     """Where each frame's pairs sit in the frame-sorted prediction arrays."""
 
+    frame: np.ndarray  # (N,) frame of each pair, non-decreasing
     pairs_per_frame: np.ndarray  # (F,)
     first_pair: np.ndarray  # (F,)
     pair_in_frame: np.ndarray  # (N,) index of the pair within its frame
 
     @classmethod
     def of(cls, predictions: AlignedPredictions, num_frames: int) -> _Layout:
-        counts = np.bincount(predictions.frame_index, minlength=num_frames).astype(np.int64)
+        frame = predictions.frame_index
+        counts = np.bincount(frame, minlength=num_frames).astype(np.int64)
         first = np.cumsum(counts) - counts
-        return cls(counts, first, np.arange(len(predictions), dtype=np.int64) - first[predictions.frame_index])
+        return cls(frame, counts, first, np.arange(len(frame), dtype=np.int64) - first[frame])
+
+    def cell_position(self, pair: np.ndarray, row: np.ndarray, column: np.ndarray) -> np.ndarray:
+        """Index of cell (row type, column) of ``pair`` in its frame's row-major
+        ``3P x 26`` matrix, rows in reference order: the reference's cell order."""
+        return (row * self.pairs_per_frame[self.frame[pair]] + self.pair_in_frame[pair]) * NUM_PREDICATES + column
+
+
+# --------------------------------------------------------------------------- matching
 
 
 @dataclass(frozen=True)
@@ -175,14 +194,14 @@ class _Matches:
     row: np.ndarray
 
 
-def _match_pairs(gt: GroundTruth, pred: AlignedPredictions, layout: _Layout, settings: EvaluateParams) -> _Matches:
-    counts = layout.pairs_per_frame[gt.frame_index]
-    triplet = np.repeat(np.arange(gt.num_triplets, dtype=np.int64), counts)
-    pair = segment_arange(layout.first_pair[gt.frame_index], counts)
+def _match_pairs(gt: GroundTruth, pred: AlignedPredictions, settings: EvaluateParams) -> _Matches:
+    def key(frame, subject_class, object_class):
+        return (frame * NUM_OBJECT_CLASSES + subject_class) * NUM_OBJECT_CLASSES + object_class
+
+    gt_key = key(gt.frame_index, gt.subject_class, gt.object_class)
 
     def oriented(subject_label, object_label, subject_box, object_box) -> tuple[np.ndarray, np.ndarray]:
-        same_class = (gt.subject_class[triplet] == subject_label[pair]) & (gt.object_class[triplet] == object_label[pair])
-        t, p = triplet[same_class], pair[same_class]
+        t, p = equal_key_pairs(gt_key, key(pred.frame_index, subject_label, object_label))
         ok = (pairwise_iou(gt.subject_box[t], subject_box[p], settings.legacy_plus_one) >= settings.iou_threshold) & (
             pairwise_iou(gt.object_box[t], object_box[p], settings.legacy_plus_one) >= settings.iou_threshold
         )
@@ -204,162 +223,181 @@ def _match_pairs(gt: GroundTruth, pred: AlignedPredictions, layout: _Layout, set
 # --------------------------------------------------------------------------- ranks
 
 
+def _row_searchsorted(block: np.ndarray, width: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per query, the number of entries below ``value`` in row ``rows`` of the
+    row-sorted, flattened ``block``: a binary search run for all queries at once."""
+    lo = np.zeros(len(rows), dtype=np.int64)
+    hi = np.full(len(rows), width, dtype=np.int64)
+    base = rows * width
+    for _ in range(int(width).bit_length()):
+        active = lo < hi
+        mid = (lo + hi) >> 1
+        below = active & (block[base + np.minimum(mid, width - 1)] < values)
+        lo = np.where(below, mid + 1, lo)
+        hi = np.where(active & ~below, mid, hi)
+    return lo
+
+
 @dataclass(frozen=True)
-class _Ranks:
-    """For each candidate slot: how many valid slots of its frame score higher
-    (``greater``), how many score the same including itself (``ties``), and how
-    many of those come earlier in candidate order (``ties_before``)."""
+class _Candidates:
+    """One constraint's candidates, grouped by frame.
 
-    greater: np.ndarray
-    ties: np.ndarray
-    ties_before: np.ndarray
-
-
-def _rank_slots(slots_per_frame: np.ndarray, score: np.ndarray, valid: np.ndarray) -> _Ranks:
-    """Rank every frame's slots by score, descending, ties in slot order.
-
-    Frames with the same slot count are stacked into a dense matrix and sorted
-    row-wise (stable), a few thousand frames per block.
+    ``order_of(indices)`` gives each candidate's place in its frame's
+    reference candidate order (any increasing numbering); it is only needed
+    to break exact score ties, so it is computed lazily for those.
     """
-    first_slot = np.cumsum(slots_per_frame) - slots_per_frame
-    greater = np.zeros(len(score), dtype=np.int64)
-    ties = np.zeros(len(score), dtype=np.int64)
-    ties_before = np.zeros(len(score), dtype=np.int64)
-    # Invalid slots sort last and never tie with a score (all scores are >= 0).
-    key = np.where(valid, -score, np.inf)
-    for width in np.unique(slots_per_frame[slots_per_frame > 0]):
-        frames = np.flatnonzero(slots_per_frame == width)
-        column = np.arange(width)
-        per_block = max(1, BLOCK_CELLS // int(width))
-        for start in range(0, len(frames), per_block):
-            slot = first_slot[frames[start : start + per_block], None] + column
-            order = np.argsort(key[slot], axis=1, kind="stable")
-            sorted_slot = np.take_along_axis(slot, order, axis=1)
-            sorted_key = key[sorted_slot]
-            run_begins = np.ones(sorted_key.shape, dtype=bool)
-            run_begins[:, 1:] = sorted_key[:, 1:] != sorted_key[:, :-1]
-            run_ends = np.ones(sorted_key.shape, dtype=bool)
-            run_ends[:, :-1] = run_begins[:, 1:]
-            run_start = np.maximum.accumulate(np.where(run_begins, column, 0), axis=1)
-            run_stop = np.minimum.accumulate(np.where(run_ends, column + 1, width)[:, ::-1], axis=1)[:, ::-1]
-            greater[sorted_slot] = run_start
-            ties[sorted_slot] = run_stop - run_start
-            ties_before[sorted_slot] = column - run_start
-    return _Ranks(greater, ties, ties_before)
+
+    frame: np.ndarray  # (S,) non-decreasing
+    score: np.ndarray  # (S,)
+    order_of: Callable[[np.ndarray], np.ndarray]
 
 
-def _place(ranks: _Ranks, slot: np.ndarray, cap: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Final rank and kept-flag of candidate ``slot``s.
+def _place(candidates: _Candidates, query: np.ndarray, num_frames: int, cap: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Final rank (0-based) and kept-flag of the candidates ``query``.
 
-    Without a cap every candidate is kept and its final rank is ``greater``
-    plus the ties *after* it in candidate order (the final sort reverses
-    ties). With a cap (``no``), the first ``cap`` in (score desc, slot asc)
-    order are kept, and only kept ties can precede it.
+    A candidate's final rank is the number of candidates of its frame with a
+    higher score, plus the equal-score ones *after* it in candidate order
+    (the reference's ascending sort is reversed). With a ``cap`` (``no``) only
+    the first ``cap`` in (score desc, candidate order) are kept, and only kept
+    ties can precede.
+
+    Higher scores are counted by sorting each frame's scores (frames with the
+    same candidate count form one dense matrix) and binary-searching it; the
+    rare exact ties are resolved by comparing against the whole frame.
     """
-    greater, ties, before = ranks.greater[slot], ranks.ties[slot], ranks.ties_before[slot]
+    key = -candidates.score  # ascending key = descending score
+    counts = np.bincount(candidates.frame, minlength=num_frames)
+    first = np.cumsum(counts) - counts
+    q_frame = candidates.frame[query]
+    q_key = key[query]
+    greater = np.zeros(len(query), dtype=np.int64)
+    tied = np.zeros(len(query), dtype=bool)
+    by_width = np.argsort(counts[q_frame], kind="stable")
+    widths, starts = np.unique(counts[q_frame][by_width], return_index=True)
+    local_row = np.zeros(num_frames, dtype=np.int64)
+    for width, members in zip(widths.tolist(), np.split(by_width, starts[1:]), strict=True):
+        frames = np.flatnonzero(counts == width)
+        local_row[frames] = np.arange(len(frames))
+        block = np.sort(key[first[frames, None] + np.arange(width)], axis=1).ravel()
+        rows = local_row[q_frame[members]]
+        below = _row_searchsorted(block, width, rows, q_key[members])
+        greater[members] = below
+        # The query's own score sits at ``below``; an equal neighbour means a tie.
+        after = rows * width + np.minimum(below + 1, width - 1)
+        tied[members] = (below + 1 < width) & (block[after] == q_key[members])
+
+    ties = np.ones(len(query), dtype=np.int64)
+    ties_before = np.zeros(len(query), dtype=np.int64)
+    tie = np.flatnonzero(tied)
+    if len(tie):
+        sizes = counts[q_frame[tie]]
+        owner = np.repeat(np.arange(len(tie)), sizes)
+        member = segment_arange(first[q_frame[tie]], sizes)
+        equal = key[member] == q_key[tie][owner]
+        earlier = equal & (candidates.order_of(member) < candidates.order_of(query[tie])[owner])
+        ties[tie] = np.bincount(owner, weights=equal, minlength=len(tie)).astype(np.int64)
+        ties_before[tie] = np.bincount(owner, weights=earlier, minlength=len(tie)).astype(np.int64)
+
     if cap is None:
-        return greater + ties - before - 1, np.ones(len(slot), dtype=bool)
-    kept_ties = np.minimum(ties, cap - greater)
-    return greater + kept_ties - before - 1, greater + before < cap
+        return greater + ties - ties_before - 1, np.ones(len(query), dtype=bool)
+    return greater + np.minimum(ties, cap - greater) - ties_before - 1, greater + ties_before < cap
 
 
 # --------------------------------------------------------------------------- constraints
+# Each returns, for the matches whose cell is a candidate: the GT triplet,
+# the candidate's final rank and whether it is kept.
 
 
-def _with_candidates(pred: AlignedPredictions, layout: _Layout, matches: _Matches, gt: GroundTruth, pair_weight: np.ndarray):
-    """One candidate per row: its argmax predicate. Slots are rows in reference order."""
+def _with_ranks(gt: GroundTruth, pred: AlignedPredictions, layout: _Layout, matches: _Matches, pair_weight: np.ndarray):
+    """One candidate per row: its argmax predicate. Candidate ``3 * pair + row``."""
     dist = pred.distribution
     row_max = np.stack([dist[:, g].max(axis=1) for g in ROW_GROUPS], axis=1)
     # argmax over the full 26-vector: inside the group unless the group is all
     # zeros, then column 0 (looking_at), as numpy's argmax of zeros gives.
     row_arg = np.stack([dist[:, g].argmax(axis=1) + g.start for g in ROW_GROUPS], axis=1)
     row_pred = np.where(row_max > 0, row_arg, 0)
-    frame = pred.frame_index
-    slot_of_row = 3 * layout.first_pair[frame, None] + np.arange(3) * layout.pairs_per_frame[frame, None] + layout.pair_in_frame[:, None]
-    score = np.empty(3 * len(pred))
-    score[slot_of_row] = pair_weight[:, None] * row_max
-    ranks = _rank_slots(3 * layout.pairs_per_frame, score, np.ones(len(score), dtype=bool))
-
+    candidates = _Candidates(
+        frame=np.repeat(layout.frame, 3),
+        score=(pair_weight[:, None] * row_max).ravel(),
+        order_of=lambda c: (c % 3) * layout.pairs_per_frame[layout.frame[c // 3]] + layout.pair_in_frame[c // 3],
+    )
     is_candidate = row_pred[matches.pair, matches.row] == gt.predicate[matches.triplet]
-    slot = slot_of_row[matches.pair, matches.row][is_candidate]
-    rank, kept = _place(ranks, slot, None)
+    query = 3 * matches.pair[is_candidate] + matches.row[is_candidate]
+    rank, kept = _place(candidates, query, gt.num_frames, cap=None)
     return matches.triplet[is_candidate], rank, kept
 
 
-def _in_group_slots(pred: AlignedPredictions, layout: _Layout) -> np.ndarray:
-    """(N, 26) slot of each pair's in-group cells; frames own ``26P`` slots in
-    cell order: row type, then pair, then column."""
-    frame = pred.frame_index
-    column = np.arange(NUM_PREDICATES)
-    start = GROUP_START[ROW_OF_PREDICATE]
-    size = GROUP_SIZE[ROW_OF_PREDICATE]
-    return (
-        NUM_PREDICATES * layout.first_pair[frame, None]
-        + start * layout.pairs_per_frame[frame, None]
-        + layout.pair_in_frame[:, None] * size
-        + (column - start)
+def _cell_candidates(layout: _Layout, cell_score: np.ndarray, is_candidate: np.ndarray) -> _Candidates:
+    """Candidates among the in-group cells ``(pair, column)``, in flat cell order."""
+    flat = np.flatnonzero(is_candidate.ravel())
+
+    def order_of(c: np.ndarray) -> np.ndarray:
+        pair, column = np.divmod(flat[c], NUM_PREDICATES)
+        return layout.cell_position(pair, ROW_OF_PREDICATE[column], column)
+
+    candidates = _Candidates(
+        frame=np.repeat(layout.frame, is_candidate.sum(axis=1)),
+        score=cell_score.ravel()[flat],
+        order_of=order_of,
     )
+    return candidates
 
 
-def _semi_candidates(pred, layout, matches, gt, pair_weight, threshold: float):
+def _in_group_candidates(is_candidate: np.ndarray, matches: _Matches, predicate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Matches whose cell is an in-group candidate cell, and that cell's candidate index."""
+    flat = is_candidate.ravel()
+    cell = matches.pair * NUM_PREDICATES + predicate
+    found = (ROW_OF_PREDICATE[predicate] == matches.row) & flat[cell]
+    index = np.cumsum(flat)[cell[found]] - 1
+    return found, index
+
+
+def _semi_ranks(gt, pred, layout, matches, pair_weight, threshold: float):
     dist = pred.distribution
     recognised = [dist[:, a] + dist[:, b] > 0 for a, b in SEMI_ROW_TEST]
-    valid = np.zeros(dist.shape, dtype=bool)
-    att_arg = dist[:, ATTENTION].argmax(axis=1)
-    valid[np.arange(len(dist)), att_arg] = recognised[ATTENTION_ROW]
+    is_candidate = np.zeros(dist.shape, dtype=bool)
+    is_candidate[np.arange(len(dist)), dist[:, ATTENTION].argmax(axis=1)] = recognised[ATTENTION_ROW]
     for row, group in ((SPATIAL_ROW, SPATIAL), (CONTACTING_ROW, CONTACTING)):
-        valid[:, group] = (dist[:, group] > threshold) & recognised[row][:, None]
-    slot_of_cell = _in_group_slots(pred, layout)
-    score = np.empty(NUM_PREDICATES * len(pred))
-    flags = np.empty(len(score), dtype=bool)
-    score[slot_of_cell] = pair_weight[:, None] * dist
-    flags[slot_of_cell] = valid
-    ranks = _rank_slots(NUM_PREDICATES * layout.pairs_per_frame, score, flags)
+        is_candidate[:, group] = (dist[:, group] > threshold) & recognised[row][:, None]
+    candidates = _cell_candidates(layout, pair_weight[:, None] * dist, is_candidate)
+    found, index = _in_group_candidates(is_candidate, matches, gt.predicate[matches.triplet])
+    rank, kept = _place(candidates, index, gt.num_frames, cap=None)
+    return matches.triplet[found], rank, kept
 
+
+def _no_ranks(gt, pred, layout, matches, pair_weight, top_k: int):
+    cell_score = pair_weight[:, None] * pred.distribution
+    # Only positive in-group cells are ranked explicitly. Every zero cell (an
+    # in-group zero or one of the 52P out-of-group cells) ties at the bottom,
+    # and is placed by its cell position alone.
+    positive = cell_score > 0
+    candidates = _cell_candidates(layout, cell_score, positive)
     predicate = gt.predicate[matches.triplet]
-    in_group = ROW_OF_PREDICATE[predicate] == matches.row
-    slot = slot_of_cell[matches.pair, predicate]
-    is_candidate = in_group & flags[slot]
-    rank, kept = _place(ranks, slot[is_candidate], None)
-    return matches.triplet[is_candidate], rank, kept
-
-
-def _in_group_cells_before(position: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """Number of in-group cells whose flat cell index (``row * 26 + column``,
-    rows in reference order) is below ``position``, in a frame of ``pairs`` pairs."""
-    row, column = np.divmod(position, NUM_PREDICATES)
-    full_rows = [np.clip(row - t * pairs, 0, pairs) for t in range(3)]
-    before = sum(GROUP_SIZE[t] * full_rows[t] for t in range(3))
-    row_type = row // np.maximum(pairs, 1)
-    return before + np.clip(column - GROUP_START[row_type], 0, GROUP_SIZE[row_type])
-
-
-def _no_candidates(pred, layout, matches, gt, pair_weight, top_k: int):
-    dist = pred.distribution
-    slot_of_cell = _in_group_slots(pred, layout)
-    score = np.empty(NUM_PREDICATES * len(pred))
-    score[slot_of_cell] = pair_weight[:, None] * dist
-    # Only positive in-group cells are ranked explicitly; every zero cell
-    # (in-group zeros and the 52P out-of-group cells) ties at the bottom and
-    # is placed by its cell index alone.
-    positive = score > 0
-    ranks = _rank_slots(NUM_PREDICATES * layout.pairs_per_frame, score, positive)
-
-    predicate = gt.predicate[matches.triplet]
-    slot = slot_of_cell[matches.pair, predicate]
-    explicit = (ROW_OF_PREDICATE[predicate] == matches.row) & positive[slot]
-    rank_e, kept_e = _place(ranks, slot[explicit], top_k)
+    explicit, index = _in_group_candidates(positive, matches, predicate)
+    rank_e, kept_e = _place(candidates, index, gt.num_frames, cap=top_k)
 
     zero = ~explicit
-    pair = matches.pair[zero]
-    frame = pred.frame_index[pair]
-    pairs = layout.pairs_per_frame[frame]
-    position = (matches.row[zero] * pairs + layout.pair_in_frame[pair]) * NUM_PREDICATES + predicate[zero]
-    positive_before = np.concatenate([[0], np.cumsum(positive)])
-    frame_first_slot = NUM_PREDICATES * layout.first_pair[frame]
-    positives = positive_before[frame_first_slot + NUM_PREDICATES * pairs] - positive_before[frame_first_slot]
-    zero_before = position - (positive_before[frame_first_slot + _in_group_cells_before(position, pairs)] - positive_before[frame_first_slot])
-    zeros = 3 * NUM_PREDICATES * pairs - positives
+    pair, row, column = matches.pair[zero], matches.row[zero], predicate[zero]
+    frame = layout.frame[pair]
+    positives = np.bincount(candidates.frame, minlength=gt.num_frames)[frame]
+    position = layout.cell_position(pair, row, column)
+    # Positive cells before ``position``: all positives of earlier row types in
+    # the frame, those of the same row type in earlier pairs, and those left
+    # of the column in the pair's own row.
+    per_group = np.stack([positive[:, g].sum(axis=1) for g in ROW_GROUPS], axis=1)  # (N, 3)
+    per_frame = np.stack([np.bincount(layout.frame, weights=per_group[:, t], minlength=gt.num_frames) for t in range(3)], axis=1)
+    earlier_types = np.concatenate([np.zeros((gt.num_frames, 1)), np.cumsum(per_frame, axis=1)[:, :2]], axis=1)
+    upto_pair = np.concatenate([np.zeros((1, 3)), np.cumsum(per_group, axis=0)], axis=0)
+    in_row = np.concatenate([np.zeros((len(positive), 1), dtype=np.int64), np.cumsum(positive, axis=1)], axis=1)
+    first = layout.first_pair[frame]
+    start, stop = GROUP_START[row], GROUP_START[row] + GROUP_SIZE[row]
+    positive_before = (
+        earlier_types[frame, row]
+        + upto_pair[pair, row] - upto_pair[first, row]
+        + in_row[pair, np.clip(column, start, stop)] - in_row[pair, start]
+    ).astype(np.int64)  # fmt: skip
+    zero_before = position - positive_before
+    zeros = 3 * NUM_PREDICATES * layout.pairs_per_frame[frame] - positives
     kept_z = positives + zero_before < top_k
     rank_z = positives + np.minimum(zeros, top_k - positives) - zero_before - 1
     return (
@@ -398,7 +436,7 @@ def evaluate(
         raise ValueError(f"unknown constraint(s) {unknown}; choose from {CONSTRAINTS}")
     ks = _check_ks(ks)
     layout = _Layout.of(pred, gt.num_frames)
-    matches = _match_pairs(gt, pred, layout, settings)
+    matches = _match_pairs(gt, pred, settings)
     # The reference multiplies subject and object score first, then the predicate score.
     pair_weight = pred.subject_score * pred.object_score
     triplets_per_frame = np.bincount(gt.frame_index, minlength=gt.num_frames)
@@ -407,11 +445,11 @@ def evaluate(
     results = {}
     for constraint in constraints:
         if constraint == "with":
-            triplet, rank, kept = _with_candidates(pred, layout, matches, gt, pair_weight)
+            triplet, rank, kept = _with_ranks(gt, pred, layout, matches, pair_weight)
         elif constraint == "semi":
-            triplet, rank, kept = _semi_candidates(pred, layout, matches, gt, pair_weight, settings.semi_threshold)
+            triplet, rank, kept = _semi_ranks(gt, pred, layout, matches, pair_weight, settings.semi_threshold)
         else:
-            triplet, rank, kept = _no_candidates(pred, layout, matches, gt, pair_weight, settings.no_constraint_top_k)
+            triplet, rank, kept = _no_ranks(gt, pred, layout, matches, pair_weight, settings.no_constraint_top_k)
         frame_recall = np.empty((len(ks), gt.num_frames))
         predicate_hits = np.empty((len(ks), NUM_PREDICATES), dtype=np.int64)
         for i, k in enumerate(ks):

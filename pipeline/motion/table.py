@@ -7,6 +7,7 @@ by the chunk, and the chunks are appended to one Parquet file in video order.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.constants import PERSON_INDEX
+from pipeline.features.cache import CACHE_FILE, load_detection_table
 from pipeline.io import DataError, atomic_path
 from pipeline.motion.attributes import OBJECT_BOX, PERSON_BOX, motion_attributes, output_columns
 from pipeline.motion.linking import link_tracks
@@ -167,3 +169,24 @@ def write_motion_parquet(
         if not chunks:
             writer.write_table(schema.empty_table())
     return rows
+
+
+def run_motion_stage(index_dir: str | Path, roi_dir: str | Path, params: MotionParams) -> dict[str, float]:
+    """The ``motion`` stage: index (+ SGDet detections when the ROI cache exists) -> motion Parquet.
+
+    Returns a summary for the log: rows, seconds and output size.
+    """
+    start = time.perf_counter()
+    index_dir = Path(index_dir)
+    detections = None
+    if (Path(roi_dir) / CACHE_FILE).is_file():
+        detections = load_detection_table(roi_dir)
+    rows = write_motion_parquet(
+        index_dir / "frames.parquet", index_dir / "objects.parquet", params.out_path, params, detections
+    )
+    return {
+        "rows": rows,
+        "detection_rows": 0 if detections is None else detections.height,
+        "seconds": round(time.perf_counter() - start, 2),
+        "megabytes": round(Path(params.out_path).stat().st_size / 1e6, 2),
+    }

@@ -7,21 +7,9 @@ import polars as pl
 import torch
 
 from pipeline.constants import PERSON_INDEX
+from pipeline.evaluation.predictions import PREDICTION_SCHEMA, predictions_table
 from pipeline.model.mosa import FIRST_OBJECT_CLASS, MOSA, RelationOutput
 from pipeline.training.data import BatchMeta, VideoBatches
-
-PREDICTION_SCHEMA: dict[str, pl.DataType] = {
-    "frame": pl.String(),
-    "subject_box": pl.List(pl.Float64()),
-    "object_box": pl.List(pl.Float64()),
-    "subject_label": pl.Int16(),
-    "object_label": pl.Int16(),
-    "subject_score": pl.Float64(),
-    "object_score": pl.Float64(),
-    "attention": pl.List(pl.Float64()),
-    "spatial": pl.List(pl.Float64()),
-    "contacting": pl.List(pl.Float64()),
-}
 
 
 def prediction_rows(output: RelationOutput, meta: BatchMeta, mode: str) -> pl.DataFrame:
@@ -33,28 +21,24 @@ def prediction_rows(output: RelationOutput, meta: BatchMeta, mode: str) -> pl.Da
     """
     n = meta.pair_frame.shape[0]
     if output.object_logits is None:
-        object_label = meta.object_label.astype(np.int16)
+        object_label = meta.object_label
         object_score = meta.object_score.astype(np.float64)
     else:
         probs = torch.softmax(output.object_logits.float(), dim=-1)[:, FIRST_OBJECT_CLASS:]
         best, label = probs.max(dim=1)
-        object_label = (label + FIRST_OBJECT_CLASS).numpy().astype(np.int16)
+        object_label = (label + FIRST_OBJECT_CLASS).numpy()
         object_score = best.double().numpy() * (meta.object_score if mode == "sgdet" else 1.0)
-    columns = {
-        "frame": [meta.frames[i] for i in meta.pair_frame],
-        "subject_box": meta.subject_box.astype(np.float64),
-        "object_box": meta.object_box.astype(np.float64),
-        "subject_label": np.full(n, PERSON_INDEX, dtype=np.int16),
-        "object_label": object_label,
-        "subject_score": meta.subject_score.astype(np.float64),
-        "object_score": object_score,
-        "attention": torch.softmax(output.logits["attention"].double(), dim=-1).numpy(),
-        "spatial": torch.sigmoid(output.logits["spatial"].double()).numpy(),
-        "contacting": torch.sigmoid(output.logits["contacting"].double()).numpy(),
-    }
-    return pl.DataFrame(
-        {name: list(value) if isinstance(value, np.ndarray) and value.ndim == 2 else value for name, value in columns.items()},
-        schema=PREDICTION_SCHEMA,
+    return predictions_table(
+        frame=[meta.frames[i] for i in meta.pair_frame],
+        subject_box=meta.subject_box,
+        object_box=meta.object_box,
+        subject_label=np.full(n, PERSON_INDEX),
+        object_label=object_label,
+        subject_score=meta.subject_score,
+        object_score=object_score,
+        attention=torch.softmax(output.logits["attention"].double(), dim=-1).numpy(),
+        spatial=torch.sigmoid(output.logits["spatial"].double()).numpy(),
+        contacting=torch.sigmoid(output.logits["contacting"].double()).numpy(),
     )
 
 

@@ -79,8 +79,16 @@ def train_epoch(
         frames += len(meta.frames)
         if progress is not None:
             progress.update(len(meta.frames))
-            progress.set_postfix(loss=f"{float(losses['total']):.3f}")
+            progress.set_postfix(loss=f"{float(losses['total'].detach()):.3f}")
     return {name: total / max(steps, 1) for name, total in sums.items()}, frames
+
+
+def resumable(out_dir: Path, run_fingerprint: str) -> bool:
+    """True when ``out_dir`` holds a last checkpoint of this very run (same settings and inputs)."""
+    last_path, best_path = out_dir / "checkpoint" / "last.pt", out_dir / "model.pt"
+    if not (last_path.is_file() and best_path.is_file()):
+        return False
+    return checkpoint.load(last_path).get("fingerprint") == run_fingerprint
 
 
 def fit(
@@ -106,15 +114,14 @@ def fit(
     result = FitResult(best_epoch=-1, best_validation={SELECTION_METRIC: -math.inf})
 
     start_epoch = 0
-    if last_path.is_file():
+    if resumable(out_dir, run_fingerprint):
         state = checkpoint.load(last_path)
-        if state.get("fingerprint") == run_fingerprint and best_path.is_file():
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            start_epoch = result.resumed_from = int(state["epoch"]) + 1
-            result.best_epoch = int(state["best_epoch"])
-            result.best_validation = dict(state["best_validation"])
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch = result.resumed_from = int(state["epoch"]) + 1
+        result.best_epoch = int(state["best_epoch"])
+        result.best_validation = dict(state["best_validation"])
 
     for epoch in range(start_epoch, params.epochs):
         torch.manual_seed(epoch_seed(params.seed, epoch))

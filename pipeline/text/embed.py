@@ -1,0 +1,94 @@
+"""The text stage: encode the ASM prompts and the class names once into HDF5.
+
+Layout of ``text.out_path`` (also in docs/schemas.md):
+
+====================  ==========================  =============================================
+dataset               shape / dtype               meaning
+====================  ==========================  =============================================
+prompts               (26,) or (37, 26) str       the prompt texts, shaped like the embeddings
+prompt_embeddings     (26, D) or (37, 26, D) f32  L2-normalised; [c, p] = object class c, predicate p
+class_names           (37,) str                   texts encoded for the label embeddings
+class_embeddings      (37, D) float32             L2-normalised
+predicates            (26,) str                   predicate names, the second-to-last axis order
+object_classes        (37,) str                   object class names, the first axis order
+====================  ==========================  =============================================
+
+Root attributes: ``format_version``, ``encoder`` (registry key),
+``encoder_model`` (weights), ``dim``, ``prompt_mode`` and both templates.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipeline.constants import OBJECT_CLASSES, PREDICATES
+from pipeline.io import atomic_path
+from pipeline.params import TextParams
+from pipeline.text.encoders import TextEncoder, build_encoder
+from pipeline.text.prompts import class_name_texts, pair_prompts, predicate_prompts
+
+FORMAT_VERSION = 1
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Unit rows; an all-zero row stays zero instead of becoming NaN."""
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def prompt_texts(params: TextParams) -> np.ndarray:
+    """The prompts of ``params.prompt_mode`` as an object array of shape (26,) or (37, 26)."""
+    if params.prompt_mode == "predicate":
+        return np.array(predicate_prompts(params.predicate_template), dtype=object)
+    return np.array(pair_prompts(params.pair_template), dtype=object)
+
+
+def embed_texts(encoder: TextEncoder, texts: np.ndarray) -> np.ndarray:
+    """L2-normalised embeddings of an array of texts of any shape: shape + (D,)."""
+    flat = encoder.encode([str(t) for t in texts.reshape(-1)])
+    return l2_normalise(flat).reshape(*texts.shape, encoder.dim)
+
+
+def write_text_embeddings(out_path: str | Path, params: TextParams, encoder: TextEncoder) -> dict[str, object]:
+    """Encode prompts and class names with ``encoder`` and write the HDF5 file atomically."""
+    prompts = prompt_texts(params)
+    class_names = np.array(class_name_texts(), dtype=object)
+    prompt_embeddings = embed_texts(encoder, prompts)
+    class_embeddings = embed_texts(encoder, class_names)
+    strings = h5py.string_dtype()
+    with atomic_path(out_path, suffix=".h5") as tmp, h5py.File(tmp, "w", track_order=True) as handle:
+        # track_times=False keeps modification times out of the file, so a
+        # rerun with the same inputs gives the same bytes.
+        datasets = {
+            "prompts": (prompts, strings),
+            "prompt_embeddings": (prompt_embeddings, np.float32),
+            "class_names": (class_names, strings),
+            "class_embeddings": (class_embeddings, np.float32),
+            "predicates": (np.array(PREDICATES, dtype=object), strings),
+            "object_classes": (np.array(OBJECT_CLASSES, dtype=object), strings),
+        }
+        for name, (data, dtype) in datasets.items():
+            handle.create_dataset(name, data=data, dtype=dtype, track_times=False)
+        handle.attrs.update(
+            {
+                "format_version": FORMAT_VERSION,
+                "encoder": encoder.name,
+                "encoder_model": encoder.model,
+                "dim": encoder.dim,
+                "prompt_mode": params.prompt_mode,
+                "predicate_template": params.predicate_template,
+                "pair_template": params.pair_template,
+            }
+        )
+    return {"encoder": encoder.name, "dim": encoder.dim, "prompts": int(prompts.size), "shape": list(prompt_embeddings.shape)}
+
+
+def run_text_stage(params: TextParams) -> dict[str, object]:
+    """The ``text`` stage: build the configured encoder and write ``params.out_path``."""
+    start = time.perf_counter()
+    summary = write_text_embeddings(params.out_path, params, build_encoder(params))
+    return {**summary, "seconds": round(time.perf_counter() - start, 2)}

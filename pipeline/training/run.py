@@ -1,0 +1,214 @@
+"""Train and evaluate one mode from the caches: what the train and evaluate stages call.
+
+Outputs per mode, under ``train.out_dir/<mode>/``:
+
+* ``model.pt`` (selected on validation), ``checkpoint/last.pt`` (resume);
+* ``dvclive/<mode>/``: per-epoch losses and validation R@20/mR@20;
+* ``metrics/<mode>.json`` and ``plots/<mode>_predicate_recall.csv`` (evaluate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from pipeline.ag.reader import read_index
+from pipeline.constants import PREDICATES, predicate_group
+from pipeline.evaluation import (
+    align_predictions,
+    build_ground_truth,
+    evaluate,
+    validate_predictions,
+    write_predictions,
+)
+from pipeline.evaluation.ground_truth import GroundTruth
+from pipeline.features.cache import RoiCache
+from pipeline.io import DataError, atomic_path, atomic_write_json
+from pipeline.loss import RelationLoss, predicate_counts
+from pipeline.model.mosa import MOSA, FeatureSpec
+from pipeline.params import Params
+from pipeline.training import checkpoint
+from pipeline.training.data import BoundedCache, VideoBatches
+from pipeline.training.predict import predict
+from pipeline.training.sources import CacheSource, mode_view
+from pipeline.training.text import read_text_embeddings
+from pipeline.training.trainer import SELECTION_METRIC, FitResult, fit, resumable
+
+VALIDATION_K = 20
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where the evaluate stage writes; dvc.yaml declares the same paths."""
+
+    predictions: Path
+    metrics: Path
+    predicate_recall: Path
+
+
+def output_paths(mode: str) -> OutputPaths:
+    return OutputPaths(
+        predictions=Path("predictions") / f"{mode}.parquet",
+        metrics=Path("metrics") / f"{mode}.json",
+        predicate_recall=Path("plots") / "predicate_recall" / f"{mode}.csv",
+    )
+
+
+def live_dir(mode: str) -> Path:
+    """dvclive folder of a mode's training curves (declared in dvc.yaml)."""
+    return Path("dvclive") / mode
+
+
+@dataclass
+class ModeData:
+    """Everything one mode trains or evaluates on, opened from the caches."""
+
+    mode: str
+    source: CacheSource
+    cached: BoundedCache
+    spec: FeatureSpec
+    frames: pl.DataFrame  # mode view of the index
+    objects: pl.DataFrame
+    relations: pl.DataFrame
+
+    def batches(self, params: Params, split: str, shuffle: bool = False) -> VideoBatches:
+        return VideoBatches(
+            self.cached,
+            self.source.videos(split),
+            params.train.batch_videos,
+            params.model.temporal_window,
+            with_object_dist=self.mode == "sgdet",
+            shuffle=shuffle,
+            seed=params.train.seed,
+        )
+
+    def ground_truth(self, split: str) -> GroundTruth:
+        return build_ground_truth(self.frames, self.objects, split=split)
+
+
+def open_mode(params: Params, mode: str) -> ModeData:
+    index = read_index(params.dataset.index_dir)
+    cache = RoiCache(params.extract.out_dir)
+    motion_path = Path(params.motion.out_path)
+    if not motion_path.is_file():
+        raise DataError(f"{motion_path}: motion table not found (run the motion stage)")
+    motion = pl.read_parquet(motion_path)
+    text = read_text_embeddings(params.text.out_path)
+    source = CacheSource(
+        mode, cache, index.frames, index.objects, motion, params.model.mfe_attributes,
+        params.train.sgdet_match_iou, motion_path,
+    )  # fmt: skip
+    frames, objects = mode_view(index.frames, index.objects, mode)
+    spec = FeatureSpec(
+        roi_dim=cache.feature_dim,
+        union_dim=cache.feature_dim,
+        class_embeddings=text.class_embeddings,
+        prompt_embeddings=text.prompt_embeddings,
+    )
+    cached = BoundedCache(source, params.train.feature_cache_mb * 2**20)
+    return ModeData(mode, source, cached, spec, frames, objects, index.relations)
+
+
+def build_model(params: Params, data: ModeData) -> MOSA:
+    torch.manual_seed(params.train.seed)
+    return MOSA(params.model, data.spec, classify_objects=data.mode != "predcls")
+
+
+def make_validator(data: ModeData, params: Params):
+    """Validation R@20 / mR@20 (with constraint, percent) of a predictions table."""
+    truth = data.ground_truth("val")
+
+    def validate(table: pl.DataFrame) -> dict[str, float]:
+        aligned = align_predictions(validate_predictions(table, f"{data.mode} validation predictions"), truth)
+        result = evaluate(truth, aligned, params.evaluate, constraints=("with",), ks=(VALIDATION_K,))["with"]
+        return {f"R@{VALIDATION_K}": 100 * result.recall(VALIDATION_K), f"mR@{VALIDATION_K}": 100 * result.mean_recall(VALIDATION_K)}
+
+    return validate
+
+
+def run_settings(params: Params, mode: str) -> dict:
+    """The settings a trained model depends on (epochs excluded: more epochs may resume)."""
+    train = params.train.model_dump(exclude={"epochs", "modes", "feature_cache_mb"})
+    return {"mode": mode, "model": params.model.model_dump(), "train": train, "dataset": params.dataset.model_dump()}
+
+
+def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitResult:
+    data = open_mode(params, mode)
+    if not data.source.videos("val"):
+        raise DataError(
+            f"{params.dataset.index_dir}: the val split is empty; model selection needs it "
+            "(raise dataset.val_fraction)"
+        )
+    model = build_model(params, data)
+    train_videos = data.source.videos("train")
+    if model.mfe is not None:
+        mean, std = data.source.motion_statistics(train_videos)
+        model.mfe.set_normalization(torch.as_tensor(mean), torch.as_tensor(std))
+    counts = predicate_counts(data.relations) if params.model.loss.category_weighted else None
+    loss_fn = RelationLoss(params.model.loss, counts)
+    out_dir = Path(params.train.out_dir) / mode
+    inputs = [Path(params.dataset.index_dir), Path(params.extract.out_dir), Path(params.motion.out_path), Path(params.text.out_path)]
+    settings = run_settings(params, mode)
+    run_fingerprint = checkpoint.fingerprint(settings, inputs)
+    live = None
+    if live_dir is not None:
+        from dvclive import Live
+
+        # dvcyaml=False: the metrics and plots are declared in the project's dvc.yaml.
+        resume = resumable(out_dir, run_fingerprint)
+        live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=False)
+    try:
+        return fit(
+            model, loss_fn, params.train,
+            data.batches(params, "train", shuffle=True), data.batches(params, "val"),
+            make_validator(data, params), mode, out_dir, run_fingerprint, settings, live,
+        )  # fmt: skip
+    finally:
+        if live is not None:
+            live.end()
+
+
+def load_trained(params: Params, data: ModeData) -> MOSA:
+    path = Path(params.train.out_dir) / data.mode / "model.pt"
+    state = checkpoint.load(path)
+    if state.get("settings") != run_settings(params, data.mode):
+        raise DataError(f"{path}: trained with other settings than params.yaml; rerun the train stage")
+    model = build_model(params, data)
+    model.load_state_dict(state["model"])
+    return model
+
+
+def evaluate_mode(params: Params, mode: str, predictions_path: Path, metrics_path: Path, plots_path: Path) -> dict:
+    """Predict the test split with the selected model, write the predictions, score them.
+
+    ``metrics_path`` gets ``{constraint: {"R@K": ..., "mR@K": ...}}`` (percent);
+    ``plots_path`` a CSV of per-predicate recall@20 for each constraint.
+    """
+    data = open_mode(params, mode)
+    model = load_trained(params, data)
+    table = predict(model, data.batches(params, "test"), mode)
+    write_predictions(table, predictions_path)
+    truth = data.ground_truth("test")
+    results = evaluate(truth, align_predictions(validate_predictions(table, str(predictions_path)), truth), params.evaluate)
+    metrics = {constraint: result.metrics() for constraint, result in results.items()}
+    atomic_write_json(metrics_path, metrics)
+    per_predicate = pl.DataFrame(
+        {
+            "predicate": list(PREDICATES),
+            "group": [predicate_group(i) for i in range(len(PREDICATES))],
+            "count": results[next(iter(results))].predicate_counts,
+            **{
+                f"{constraint}_R@{VALIDATION_K}": 100 * result.predicate_recall(VALIDATION_K)
+                for constraint, result in results.items()
+            },
+        }
+    )
+    with atomic_path(plots_path, suffix=".csv") as tmp:
+        per_predicate.write_csv(tmp, float_precision=4)
+    return metrics
+
+
+__all__ = ["SELECTION_METRIC", "ModeData", "OutputPaths", "evaluate_mode", "live_dir", "output_paths", "load_trained", "make_validator", "open_mode", "train_mode"]

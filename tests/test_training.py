@@ -1,0 +1,185 @@
+"""Data path, training loop, checkpoints and evaluation on a tiny hand-built set of caches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from pipeline.ag.reader import read_index
+from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES
+from pipeline.evaluation import read_predictions
+from pipeline.features.cache import RoiCache
+from pipeline.io import DataError
+from pipeline.params import Params
+from pipeline.training import checkpoint
+from pipeline.training.data import BoundedCache, VideoBatches
+from pipeline.training.matching import greedy_match
+from pipeline.training.run import evaluate_mode, open_mode, train_mode
+from pipeline.training.sources import CacheSource
+from pipeline.training.testing import SPURIOUS_LABEL, write_synthetic_caches
+
+
+def override(params: Params, section: str, **values) -> Params:
+    return params.model_copy(update={section: getattr(params, section).model_copy(update=values)})
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Params:
+    params = write_synthetic_caches(tmp_path_factory.mktemp("world"))
+    params = override(params, "model", d_model=16, heads=2, mim_heads=2, temporal_layers=1)
+    return override(params, "train", epochs=2, batch_videos=2)
+
+
+def with_out_dir(params: Params, out_dir: Path, **train) -> Params:
+    return override(params, "train", out_dir=str(out_dir), **train)
+
+
+# --------------------------------------------------------------------------- data path
+
+
+def test_predcls_pairs_carry_index_targets_and_motion_rows(world):
+    data = open_mode(world, "predcls")
+    pairs = data.source.load("V0.mp4")
+    assert pairs.num_pairs == 8 and len(pairs.frames) == 4  # small objects stay in PredCls
+    assert pairs.has_relation.all()
+    assert set(pairs.object_label.tolist()) == {2, 10}
+    # class 10 in frame 0: attention 10 % 3, spatial 3 + 10 % 6, contacting {9 + 10, 9 + 11}
+    row = int(np.nonzero((pairs.pair_frame == 0) & (pairs.object_label == 10))[0][0])
+    assert pairs.target_attention[row] == 1
+    assert np.nonzero(pairs.target_spatial[row])[0].tolist() == [(3 + 10 % 6) - 3]
+    assert np.nonzero(pairs.target_contacting[row])[0].tolist() == [10, 11]
+    motion = pl.read_parquet(world.motion.out_path).filter(
+        (pl.col("source") == "gt") & (pl.col("frame") == pairs.frames[0]) & (pl.col("object_index") == 10)
+    )
+    assert np.allclose(pairs.motion[row], motion.select("distance", "velocity", "persistence", "direction_consistency").row(0))
+
+
+def test_sgcls_drops_small_objects(world):
+    pairs = open_mode(world, "sgcls").source.load("V0.mp4")
+    assert pairs.num_pairs == 7
+    assert pairs.object_dist is None  # ground-truth boxes have no detector distribution
+
+
+def test_sgdet_matches_detections_to_ground_truth_by_iou(world):
+    pairs = open_mode(world, "sgdet").source.load("V1.mp4")
+    spurious = pairs.object_label == SPURIOUS_LABEL
+    assert spurious.sum() == 4
+    assert not pairs.has_relation[spurious].any() and (pairs.target_object[spurious] == 0).all()
+    assert pairs.has_relation[~spurious].all()
+    assert np.array_equal(pairs.target_object[~spurious], pairs.object_label[~spurious])
+    assert pairs.object_dist.shape == (pairs.num_pairs, NUM_OBJECT_CLASSES)
+    assert np.allclose(pairs.subject_score, 0.9)
+
+
+def test_missing_motion_attribute_is_a_one_line_error(world):
+    motion = pl.read_parquet(world.motion.out_path).drop("scale_change")
+    index = read_index(world.dataset.index_dir)
+    with RoiCache(world.extract.out_dir) as cache, pytest.raises(DataError, match="scale_change.*motion.extras"):
+        CacheSource("predcls", cache, index.frames, index.objects, motion, ("distance", "scale_change"))
+
+
+def test_batches_hold_several_videos_and_reshuffle_per_epoch(world):
+    data = open_mode(world, "predcls")
+    batches = VideoBatches(data.cached, ["V0.mp4", "V1.mp4", "V2.mp4"], 2, 2, False, shuffle=True, seed=3)
+    sizes = [len(meta.frames) for _, meta in batches]
+    assert sizes in ([8, 4], [4, 8]) and len(batches) == 2
+    orders = set()
+    for epoch in range(6):
+        batches.set_epoch(epoch)
+        orders.add(tuple(meta.frames[0] for _, meta in batches))
+    assert len(orders) > 1
+    batch, meta = next(iter(batches))
+    assert batch.frame_pairs.shape[0] == len(meta.frames)
+    assert (batch.subject_box >= 0).all() and (batch.subject_box <= 1).all()
+
+
+def test_bounded_cache_never_exceeds_its_budget(world):
+    data = open_mode(world, "predcls")
+    one = data.source.load("V0.mp4").nbytes
+    cached = BoundedCache(data.source, budget_bytes=int(one * 1.5))
+    for video in ["V0.mp4", "V1.mp4", "V2.mp4", "V0.mp4"]:
+        cached.load(video)
+        assert cached.used <= cached.budget
+    assert len(cached.entries) == 1
+    assert cached.load("V0.mp4") is cached.load("V0.mp4")
+
+
+def test_greedy_match_is_one_to_one_highest_iou_first():
+    truths = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], dtype=float)
+    dets = np.array([[1, 1, 10, 10], [0, 0, 10, 10], [21, 21, 30, 30], [50, 50, 60, 60]], dtype=float)
+    assert greedy_match(dets, truths, 0.5).tolist() == [-1, 0, 1, -1]
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return checkpoint.load(path)["model"]
+
+
+def test_train_and_evaluate_write_checkpoints_logs_and_metrics(world, tmp_path):
+    params = with_out_dir(world, tmp_path / "models")
+    result = train_mode(params, "predcls", live_dir=tmp_path / "live")
+    assert len(result.history) == 2 and 0 <= result.best_epoch < 2
+    assert (tmp_path / "models" / "predcls" / "model.pt").is_file()
+    state = torch.load(tmp_path / "models" / "predcls" / "checkpoint" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1
+    logged = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    assert {"R@20", "mR@20"} <= set(logged["val"]) and "total" in logged["train"]["loss"]
+
+    metrics = evaluate_mode(params, "predcls", tmp_path / "pred.parquet", tmp_path / "metrics.json", tmp_path / "recall.csv")
+    assert set(metrics) == {"with", "semi", "no"} and 0 <= metrics["with"]["R@20"] <= 100
+    assert len(read_predictions(tmp_path / "pred.parquet")) == 8  # the test video: 4 frames x 2 objects
+    assert pl.read_csv(tmp_path / "recall.csv").height == NUM_PREDICATES
+
+
+@pytest.mark.parametrize("mode", ["sgcls", "sgdet"])
+def test_object_classifying_modes_train_and_predict_real_object_labels(world, tmp_path, mode):
+    params = with_out_dir(world, tmp_path, epochs=1)
+    train_mode(params, mode)
+    evaluate_mode(params, mode, tmp_path / "p.parquet", tmp_path / "m.json", tmp_path / "r.csv")
+    predictions = read_predictions(tmp_path / "p.parquet")
+    assert (predictions.object_label >= 2).all()
+    if mode == "sgdet":
+        assert np.allclose(predictions.subject_score, 0.9)
+
+
+def test_same_seed_gives_identical_weights_and_metrics(world, tmp_path):
+    results = []
+    for run in ("a", "b"):
+        params = with_out_dir(world, tmp_path / run)
+        history = train_mode(params, "predcls").history
+        results.append(([r.validation for r in history], _weights(tmp_path / run / "predcls" / "model.pt")))
+    assert results[0][0] == results[1][0]
+    assert all(torch.equal(results[0][1][k], results[1][1][k]) for k in results[0][1])
+
+
+def test_resume_continues_exactly_where_an_interrupted_run_stopped(world, tmp_path):
+    straight = with_out_dir(world, tmp_path / "straight", epochs=2)
+    train_mode(straight, "predcls")
+    interrupted = with_out_dir(world, tmp_path / "resumed", epochs=1)
+    train_mode(interrupted, "predcls")
+    resumed = train_mode(with_out_dir(world, tmp_path / "resumed", epochs=2), "predcls")
+    assert resumed.resumed_from == 1 and [r.epoch for r in resumed.history] == [1]
+    a = _weights(tmp_path / "straight" / "predcls" / "checkpoint" / "last.pt")
+    b = _weights(tmp_path / "resumed" / "predcls" / "checkpoint" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_changed_settings_start_fresh_instead_of_resuming(world, tmp_path):
+    train_mode(with_out_dir(world, tmp_path, epochs=1), "predcls")
+    changed = with_out_dir(world, tmp_path, epochs=2, lr=5e-4)
+    assert train_mode(changed, "predcls").resumed_from == 0
+
+
+def test_evaluate_refuses_a_model_trained_with_other_settings(world, tmp_path):
+    params = with_out_dir(world, tmp_path, epochs=1)
+    train_mode(params, "predcls")
+    other = override(params, "model", mim=False)
+    with pytest.raises(DataError, match="rerun the train stage"):
+        evaluate_mode(other, "predcls", tmp_path / "p.parquet", tmp_path / "m.json", tmp_path / "r.csv")
