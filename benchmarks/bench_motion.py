@@ -30,7 +30,16 @@ from pipeline.motion import gt_pairs, motion_attributes, write_motion_parquet
 from pipeline.motion.attributes import MIN_AREA, STILL_FRACTION
 from pipeline.params import MotionParams
 
-ATTRIBUTES = ("distance", "velocity", "persistence", "direction_consistency", "dx", "dy", "log_area_ratio", "scale_change")
+ATTRIBUTES = (
+    "distance",
+    "velocity",
+    "persistence",
+    "direction_consistency",
+    "dx",
+    "dy",
+    "log_area_ratio",
+    "scale_change",
+)
 
 
 def synthetic_index(videos: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -41,7 +50,9 @@ def synthetic_index(videos: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]
     video_of = np.repeat(np.arange(videos), lengths)
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     frame_number = np.cumsum(rng.integers(1, 40, size=n))  # sparse samples, like AG's
-    frame_number = (frame_number - frame_number[starts] + 1).astype(np.int32)  # restart at 1 per video
+    frame_number = (frame_number - frame_number[starts] + 1).astype(
+        np.int32
+    )  # restart at 1 per video
 
     def walk(scale: float) -> np.ndarray:
         steps = rng.normal(0, scale, size=(n, 2))
@@ -58,9 +69,15 @@ def synthetic_index(videos: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]
     person = boxes(walk(3.0), 80, 200)
     frames = pl.DataFrame(
         {
-            "frame": frame, "video": video, "frame_number": frame_number,
-            "width": np.full(n, 480, np.int32), "height": np.full(n, 270, np.int32),
-            "person_x1": person[:, 0], "person_y1": person[:, 1], "person_x2": person[:, 2], "person_y2": person[:, 3],
+            "frame": frame,
+            "video": video,
+            "frame_number": frame_number,
+            "width": np.full(n, 480, np.int32),
+            "height": np.full(n, 270, np.int32),
+            "person_x1": person[:, 0],
+            "person_y1": person[:, 1],
+            "person_x2": person[:, 2],
+            "person_y2": person[:, 3],
         }  # fmt: skip
     )
     classes = rng.permutation(np.arange(2, 37))[:3].astype(np.int16)
@@ -103,31 +120,51 @@ def python_loop(rows: list[tuple], window_k: int) -> dict[tuple, tuple]:
                 velocity = (distance - previous[1]) / step
                 dx, dy = (rel_x - previous[2]) / step, (rel_y - previous[3]) / step
                 scale = (log_ratio - previous[4]) / step
-                pdx, pdy, odx, ody = pcx - previous[5], pcy - previous[6], ocx - previous[7], ocy - previous[8]
+                pdx, pdy, odx, ody = (
+                    pcx - previous[5],
+                    pcy - previous[6],
+                    ocx - previous[7],
+                    ocy - previous[8],
+                )
                 p_move, o_move = math.hypot(pdx, pdy), math.hypot(odx, ody)
                 if p_move > STILL_FRACTION * diag and o_move > STILL_FRACTION * diag:
                     cosine = max(-1.0, min(1.0, (pdx * odx + pdy * ody) / (p_move * o_move)))
             previous = (frame_number, distance, rel_x, rel_y, log_ratio, pcx, pcy, ocx, ocy)
-            out[(video, frame_number, track_id)] = (distance, velocity, persistence, cosine, dx, dy, log_ratio, scale)
+            out[(video, frame_number, track_id)] = (
+                distance,
+                velocity,
+                persistence,
+                cosine,
+                dx,
+                dy,
+                log_ratio,
+                scale,
+            )
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=9800, help="synthetic videos (9800 gives ~234k frames)")
+    parser.add_argument(
+        "--videos", type=int, default=9800, help="synthetic videos (9800 gives ~234k frames)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     frames, objects = synthetic_index(args.videos, args.seed)
     params = MotionParams()
-    print(f"synthetic index: {args.videos} videos, {frames.height} frames, {objects.height} object rows")
+    print(
+        f"synthetic index: {args.videos} videos, {frames.height} frames, {objects.height} object rows"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         frames.write_parquet(tmp / "frames.parquet")
         objects.write_parquet(tmp / "objects.parquet")
         start = time.perf_counter()
-        rows = write_motion_parquet(tmp / "frames.parquet", tmp / "objects.parquet", tmp / "motion.parquet", params)
+        rows = write_motion_parquet(
+            tmp / "frames.parquet", tmp / "objects.parquet", tmp / "motion.parquet", params
+        )
         stage_s = time.perf_counter() - start
         size_mb = (tmp / "motion.parquet").stat().st_size / 1e6
         table = pl.read_parquet(tmp / "motion.parquet")
@@ -138,7 +175,19 @@ def main() -> None:
     compute_s = time.perf_counter() - start
 
     loop_input = pairs.select(
-        "video", "track_id", "frame_number", "width", "height", "px1", "py1", "px2", "py2", "ox1", "oy1", "ox2", "oy2"
+        "video",
+        "track_id",
+        "frame_number",
+        "width",
+        "height",
+        "px1",
+        "py1",
+        "px2",
+        "py2",
+        "ox1",
+        "oy1",
+        "ox2",
+        "oy2",
     ).rows()
     start = time.perf_counter()
     reference = python_loop(loop_input, params.window_k)
@@ -151,11 +200,19 @@ def main() -> None:
     max_error = float(np.max(np.abs(got - expected) / np.maximum(1.0, np.abs(expected))))
     agree = len(reference) == rows and max_error < 1e-5
 
-    print(f"stage (Parquet in -> Parquet out): {stage_s:6.2f} s  {rows / stage_s:12,.0f} rows/s  ({size_mb:.1f} MB Parquet)")
-    print(f"attributes only (polars):          {compute_s:6.2f} s  {rows / compute_s:12,.0f} rows/s")
+    print(
+        f"stage (Parquet in -> Parquet out): {stage_s:6.2f} s  {rows / stage_s:12,.0f} rows/s  ({size_mb:.1f} MB Parquet)"
+    )
+    print(
+        f"attributes only (polars):          {compute_s:6.2f} s  {rows / compute_s:12,.0f} rows/s"
+    )
     print(f"plain Python loop:                 {loop_s:6.2f} s  {rows / loop_s:12,.0f} rows/s")
-    print(f"speed-up vs loop: stage {loop_s / stage_s:.1f}x, attributes only {loop_s / compute_s:.1f}x")
-    print(f"agreement: {'OK' if agree else 'MISMATCH'} ({rows} rows, max relative error {max_error:.2e})")
+    print(
+        f"speed-up vs loop: stage {loop_s / stage_s:.1f}x, attributes only {loop_s / compute_s:.1f}x"
+    )
+    print(
+        f"agreement: {'OK' if agree else 'MISMATCH'} ({rows} rows, max relative error {max_error:.2e})"
+    )
     if not agree:
         raise SystemExit(1)
 

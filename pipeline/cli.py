@@ -123,6 +123,30 @@ def extract(params: ParamsOption = Path("params.yaml")) -> None:
         typer.echo(json.dumps(metrics, indent=2))
 
 
+@app.command()
+@one_line_errors
+def motion(params: ParamsOption = Path("params.yaml")) -> None:
+    """Compute the MFE motion attributes of every gt (and, with an ROI cache, det) pair into Parquet."""
+    from pipeline.motion import run_motion_stage
+    from pipeline.params import load_params
+
+    settings = load_params(params)
+    summary = run_motion_stage(settings.dataset.index_dir, settings.extract.out_dir, settings.motion)
+    typer.echo(f"{settings.motion.out_path}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+@app.command()
+@one_line_errors
+def text(params: ParamsOption = Path("params.yaml")) -> None:
+    """Encode the ASM prompts and class names with the frozen text encoder into HDF5."""
+    from pipeline.params import load_params
+    from pipeline.text import run_text_stage
+
+    settings = load_params(params).text
+    summary = run_text_stage(settings)
+    typer.echo(f"{settings.out_path}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+
+
 ModeArgument = Annotated[str, typer.Argument(help="predcls, sgcls or sgdet.")]
 
 

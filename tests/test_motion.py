@@ -40,17 +40,28 @@ def index_tables(
             for n in sorted(person_of)
         ],
         schema={
-            "frame": pl.String, "video": pl.String, "frame_number": pl.Int32, "split": pl.String,
-            "width": pl.Int32, "height": pl.Int32,
-            "person_x1": pl.Float64, "person_y1": pl.Float64, "person_x2": pl.Float64, "person_y2": pl.Float64,
+            "frame": pl.String,
+            "video": pl.String,
+            "frame_number": pl.Int32,
+            "split": pl.String,
+            "width": pl.Int32,
+            "height": pl.Int32,
+            "person_x1": pl.Float64,
+            "person_y1": pl.Float64,
+            "person_x2": pl.Float64,
+            "person_y2": pl.Float64,
         },  # fmt: skip
         orient="row",
     )
     objects = pl.DataFrame(
         object_rows,
         schema={
-            "frame": pl.String, "object_class": pl.Int16,
-            "x1": pl.Float64, "y1": pl.Float64, "x2": pl.Float64, "y2": pl.Float64,
+            "frame": pl.String,
+            "object_class": pl.Int16,
+            "x1": pl.Float64,
+            "y1": pl.Float64,
+            "x2": pl.Float64,
+            "y2": pl.Float64,
         },  # fmt: skip
         orient="row",
     )
@@ -85,11 +96,18 @@ def test_boxes_moving_together_and_apart():
     # Same displacement (10, 5) per frame: constant distance, cosine 1.
     # 100 x 100 boxes offset by (50, 50) overlap in 50 x 50: IoU = 2500 / 17500.
     together = [
-        (n, (10.0 * n, 5.0 * n, 100 + 10.0 * n, 100 + 5.0 * n), (50 + 10.0 * n, 50 + 5.0 * n, 150 + 10.0 * n, 150 + 5.0 * n))
+        (
+            n,
+            (10.0 * n, 5.0 * n, 100 + 10.0 * n, 100 + 5.0 * n),
+            (50 + 10.0 * n, 50 + 5.0 * n, 150 + 10.0 * n, 150 + 5.0 * n),
+        )
         for n in (1, 2, 3)
     ]
     # Against the same person motion, an object moving the opposite way: cosine -1.
-    apart = [(n, person, (200 - 10.0 * n, 50 - 5.0 * n, 220 - 10.0 * n, 70 - 5.0 * n)) for n, person, _ in together]
+    apart = [
+        (n, person, (200 - 10.0 * n, 50 - 5.0 * n, 220 - 10.0 * n, 70 - 5.0 * n))
+        for n, person, _ in together
+    ]
     table = compute({5: together, 7: apart})
     assert column(table, "distance") == pytest.approx([math.hypot(50, 50) / DIAG] * 3)
     assert column(table, "velocity") == pytest.approx([0.0] * 3, abs=1e-7)
@@ -127,7 +145,12 @@ def test_scale_change_per_frame_step():
 def test_pair_that_disappears_and_returns():
     person = (0.0, 0.0, 100.0, 100.0)
     # IoU 1, 1/3, 0 at frames 1..3; gone at 4..6 (another object keeps those frames); IoU 1 at 7
-    boxes = {1: (0.0, 0.0, 100.0, 100.0), 2: (50.0, 0.0, 150.0, 100.0), 3: (100.0, 0.0, 200.0, 100.0), 7: (0.0, 0.0, 100.0, 100.0)}
+    boxes = {
+        1: (0.0, 0.0, 100.0, 100.0),
+        2: (50.0, 0.0, 150.0, 100.0),
+        3: (100.0, 0.0, 200.0, 100.0),
+        7: (0.0, 0.0, 100.0, 100.0),
+    }
     other = [(n, person, (300.0, 300.0, 310.0, 310.0)) for n in range(1, 8)]
     tracks = {5: [(n, person, b) for n, b in boxes.items()], 9: other}
 
@@ -144,7 +167,9 @@ def test_pair_that_disappears_and_returns():
 
 def test_extras_are_switchable_and_keys_are_typed():
     rows = [(n, PERSON, box_at(100, 50)) for n in (1, 2)]
-    table = compute({5: rows}, relative_displacement=False, log_area_ratio=False, scale_change=False)
+    table = compute(
+        {5: rows}, relative_displacement=False, log_area_ratio=False, scale_change=False
+    )
     assert table.columns == [
         "video", "frame", "frame_number", "source", "object_index", "object_class", "track_id",
         "distance", "velocity", "persistence", "direction_consistency",
@@ -163,7 +188,9 @@ def test_duplicate_track_row_is_a_one_line_error():
 
 
 def test_object_without_frame_row_is_an_error():
-    frames, objects = index_tables({5: [(1, PERSON, box_at(100, 50)), (2, PERSON, box_at(100, 50))]})
+    frames, objects = index_tables(
+        {5: [(1, PERSON, box_at(100, 50)), (2, PERSON, box_at(100, 50))]}
+    )
     with pytest.raises(DataError, match="000002.png has objects but no row in the frames table"):
         motion_table(frames.head(1), objects, MotionParams())
 
@@ -199,4 +226,9 @@ def test_parquet_is_byte_identical_and_independent_of_chunking(tmp_path):
 
 def test_missing_index_file_names_the_stage(tmp_path):
     with pytest.raises(DataError, match="frames.parquet: not found .*dvc repro index"):
-        write_motion_parquet(tmp_path / "frames.parquet", tmp_path / "o.parquet", tmp_path / "m.parquet", MotionParams())
+        write_motion_parquet(
+            tmp_path / "frames.parquet",
+            tmp_path / "o.parquet",
+            tmp_path / "m.parquet",
+            MotionParams(),
+        )

@@ -22,14 +22,19 @@ DET_SCHEMA = {
 def detections(rows: list[tuple]) -> pl.DataFrame:
     """Rows of (video, frame_number, det_index, label, score, box)."""
     return pl.DataFrame(
-        [(v, f"{v}/{n:06d}.png", n, i, label, score, *b, 300, 400) for v, n, i, label, score, b in rows],
+        [
+            (v, f"{v}/{n:06d}.png", n, i, label, score, *b, 300, 400)
+            for v, n, i, label, score, b in rows
+        ],
         schema=DET_SCHEMA,
         orient="row",
     )
 
 
 def tracks_by_det(linked: pl.DataFrame) -> dict[tuple[int, int], int]:
-    return {(r["frame_number"], r["det_index"]): r["track_id"] for r in linked.iter_rows(named=True)}
+    return {
+        (r["frame_number"], r["det_index"]): r["track_id"] for r in linked.iter_rows(named=True)
+    }
 
 
 def test_tracks_follow_boxes_not_detection_order():
@@ -48,7 +53,10 @@ def test_tracks_follow_boxes_not_detection_order():
 
 
 def test_overlap_below_threshold_starts_a_new_track():
-    rows = [("v.mp4", 1, 0, 5, 0.9, (0.0, 0.0, 10.0, 10.0)), ("v.mp4", 2, 0, 5, 0.9, (5.0, 0.0, 15.0, 10.0))]
+    rows = [
+        ("v.mp4", 1, 0, 5, 0.9, (0.0, 0.0, 10.0, 10.0)),
+        ("v.mp4", 2, 0, 5, 0.9, (5.0, 0.0, 15.0, 10.0)),
+    ]
     # IoU = 50 / 150
     assert tracks_by_det(link_tracks(detections(rows), 0.3)) == {(1, 0): 0, (2, 0): 0}
     assert tracks_by_det(link_tracks(detections(rows), 0.4)) == {(1, 0): 0, (2, 0): 1}
@@ -91,18 +99,24 @@ def reference_link(rows: list[tuple], threshold: float) -> dict[tuple[int, int],
     return result
 
 
-grid_box = st.tuples(st.integers(0, 8), st.integers(0, 8), st.integers(1, 6), st.integers(1, 6)).map(
-    lambda b: (float(b[0]), float(b[1]), float(b[0] + b[2]), float(b[1] + b[3]))
-)
+grid_box = st.tuples(
+    st.integers(0, 8), st.integers(0, 8), st.integers(1, 6), st.integers(1, 6)
+).map(lambda b: (float(b[0]), float(b[1]), float(b[0] + b[2]), float(b[1] + b[3])))
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    frames=st.lists(st.lists(st.tuples(st.integers(5, 6), grid_box), max_size=5), min_size=1, max_size=6),
+    frames=st.lists(
+        st.lists(st.tuples(st.integers(5, 6), grid_box), max_size=5), min_size=1, max_size=6
+    ),
     threshold=st.sampled_from([0.1, 0.3, 0.5]),
 )
 def test_linking_matches_a_plain_greedy_loop(frames, threshold):
-    rows = [("v.mp4", n + 1, i, label, 0.5, b) for n, dets in enumerate(frames) for i, (label, b) in enumerate(dets)]
+    rows = [
+        ("v.mp4", n + 1, i, label, 0.5, b)
+        for n, dets in enumerate(frames)
+        for i, (label, b) in enumerate(dets)
+    ]
     if not rows:
         return
     linked = link_tracks(detections(rows), threshold)
@@ -114,7 +128,11 @@ def test_linking_matches_a_plain_greedy_loop(frames, threshold):
 
 
 def test_det_pairs_use_the_best_person_and_skip_frames_without_one():
-    person_lo, person_hi, cup = (0.0, 0.0, 50.0, 100.0), (10.0, 0.0, 60.0, 100.0), (40.0, 40.0, 60.0, 60.0)
+    person_lo, person_hi, cup = (
+        (0.0, 0.0, 50.0, 100.0),
+        (10.0, 0.0, 60.0, 100.0),
+        (40.0, 40.0, 60.0, 60.0),
+    )
     rows = [
         ("v.mp4", 1, 0, 1, 0.6, person_lo), ("v.mp4", 1, 1, 11, 0.8, cup), ("v.mp4", 1, 2, 1, 0.9, person_hi),
         ("v.mp4", 2, 0, 11, 0.8, cup),  # no person in frame 2: no pair
@@ -122,16 +140,27 @@ def test_det_pairs_use_the_best_person_and_skip_frames_without_one():
     pairs = det_pairs(detections(rows), link_iou=0.3)
     assert pairs.height == 1
     row = pairs.row(0, named=True)
-    assert (row["source"], row["object_index"], row["object_class"], row["track_id"]) == ("det", 1, 11, 0)
+    assert (row["source"], row["object_index"], row["object_class"], row["track_id"]) == (
+        "det",
+        1,
+        11,
+        0,
+    )
     assert (row["px1"], row["px2"]) == (10.0, 60.0)
 
 
 def test_motion_table_holds_gt_and_det_rows():
     frames = pl.DataFrame(
         {
-            "frame": ["v.mp4/000001.png", "v.mp4/000002.png"], "video": ["v.mp4"] * 2, "frame_number": [1, 2],
-            "width": [300, 300], "height": [400, 400],
-            "person_x1": [0.0, 0.0], "person_y1": [0.0, 0.0], "person_x2": [50.0, 50.0], "person_y2": [100.0, 100.0],
+            "frame": ["v.mp4/000001.png", "v.mp4/000002.png"],
+            "video": ["v.mp4"] * 2,
+            "frame_number": [1, 2],
+            "width": [300, 300],
+            "height": [400, 400],
+            "person_x1": [0.0, 0.0],
+            "person_y1": [0.0, 0.0],
+            "person_x2": [50.0, 50.0],
+            "person_y2": [100.0, 100.0],
         },  # fmt: skip
         schema_overrides={"frame_number": pl.Int32, "width": pl.Int32, "height": pl.Int32},
     )

@@ -10,13 +10,24 @@ from hypothesis import strategies as st
 from pipeline.motion import motion_attributes
 
 EXTRAS = {"relative_displacement": True, "log_area_ratio": True, "scale_change": True}
-ATTRIBUTES = ["distance", "velocity", "persistence", "direction_consistency", "dx", "dy", "log_area_ratio", "scale_change"]
+ATTRIBUTES = [
+    "distance",
+    "velocity",
+    "persistence",
+    "direction_consistency",
+    "dx",
+    "dy",
+    "log_area_ratio",
+    "scale_change",
+]
 
 # Half-pixel grid coordinates keep boxes non-degenerate and displacements
 # either exactly zero or clearly non-zero.
 coordinate = st.integers(0, 1200).map(lambda v: v / 2)
 side = st.integers(2, 400).map(lambda v: v / 2)
-box = st.tuples(coordinate, coordinate, side, side).map(lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3]))
+box = st.tuples(coordinate, coordinate, side, side).map(
+    lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3])
+)
 
 
 @st.composite
@@ -32,7 +43,21 @@ def trajectories(draw) -> pl.DataFrame:
         for i, (frame_number, person) in enumerate(zip(frame_numbers, persons, strict=True)):
             if present[i] or i == 0:
                 obj = draw(box)
-                rows.append(("v.mp4", f"v.mp4/{frame_number:06d}.png", frame_number, "gt", track_id, track_id, track_id, 640, 480, *person, *obj))
+                rows.append(
+                    (
+                        "v.mp4",
+                        f"v.mp4/{frame_number:06d}.png",
+                        frame_number,
+                        "gt",
+                        track_id,
+                        track_id,
+                        track_id,
+                        640,
+                        480,
+                        *person,
+                        *obj,
+                    )
+                )
     return pl.DataFrame(
         rows,
         schema=["video", "frame", "frame_number", "source", "object_index", "object_class", "track_id", "width", "height",
@@ -65,7 +90,9 @@ def test_reversing_time_flips_velocity(pairs):
     backward = attributes(pairs.with_columns(frame_number=last + 1 - pl.col("frame_number")))
     for track_id in forward["track_id"].unique().to_list():
         fwd = forward.filter(pl.col("track_id") == track_id)
-        bwd = backward.filter(pl.col("track_id") == track_id).reverse()  # back in forward frame order
+        bwd = backward.filter(
+            pl.col("track_id") == track_id
+        ).reverse()  # back in forward frame order
         # Backwards, row i's previous row is forward row i + 1: v'_i = -v_{i+1}, and the
         # forward-last row is the backward-first one, where velocity is 0.
         expected = [-v for v in fwd["velocity"].to_list()[1:]] + [0.0]

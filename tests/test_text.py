@@ -12,7 +12,13 @@ import pytest
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES, OBJECT_INDEX, PREDICATE_INDEX
 from pipeline.io import DataError
 from pipeline.params import ParamsError, TextParams, parse_params
-from pipeline.text import build_encoder, class_name_texts, pair_prompts, predicate_prompts, write_text_embeddings
+from pipeline.text import (
+    build_encoder,
+    class_name_texts,
+    pair_prompts,
+    predicate_prompts,
+    write_text_embeddings,
+)
 from pipeline.training.text import read_text_embeddings
 
 
@@ -21,16 +27,30 @@ def test_prompts_use_readable_phrases():
     assert len(pairs) == NUM_OBJECT_CLASSES and all(len(row) == NUM_PREDICATES for row in pairs)
     cup, drinking = OBJECT_INDEX["cup/glass/bottle"], PREDICATE_INDEX["drinking_from"]
     assert pairs[cup][drinking] == "a photo of a person drinking from a cup"
-    assert pairs[0][0] == "a photo of a person looking at a object"  # background row keeps indexing by label
-    assert predicate_prompts("person {predicate}")[PREDICATE_INDEX["in_front_of"]] == "person in front of"
+    assert (
+        pairs[0][0] == "a photo of a person looking at a object"
+    )  # background row keeps indexing by label
+    assert (
+        predicate_prompts("person {predicate}")[PREDICATE_INDEX["in_front_of"]]
+        == "person in front of"
+    )
     names = class_name_texts()
-    assert names[cup] == "cup or glass or bottle" and names[1] == "person" and len(names) == NUM_OBJECT_CLASSES
+    assert (
+        names[cup] == "cup or glass or bottle"
+        and names[1] == "person"
+        and len(names) == NUM_OBJECT_CLASSES
+    )
 
 
 def test_template_placeholders_are_checked():
-    with pytest.raises(ParamsError, match=r"text.pair_template = 'a \{predicate\} \{obj\}': .*must use exactly the placeholders \{object\} and \{predicate\}"):
+    with pytest.raises(
+        ParamsError,
+        match=r"text.pair_template = 'a \{predicate\} \{obj\}': .*must use exactly the placeholders \{object\} and \{predicate\}",
+    ):
         parse_params({"text": {"pair_template": "a {predicate} {obj}"}})
-    with pytest.raises(ParamsError, match=r"text.predicate_template = 'a photo': .*placeholders \{predicate\}"):
+    with pytest.raises(
+        ParamsError, match=r"text.predicate_template = 'a photo': .*placeholders \{predicate\}"
+    ):
         parse_params({"text": {"predicate_template": "a photo"}})
 
 
@@ -43,7 +63,11 @@ def minilm():
 
 
 def test_minilm_is_semantically_sane(minilm):
-    holding, carrying, above = predicate_prompts("a photo of a person {predicate}")[14], "a photo of a person carrying", "a photo of a person above"
+    holding, carrying, above = (
+        predicate_prompts("a photo of a person {predicate}")[14],
+        "a photo of a person carrying",
+        "a photo of a person above",
+    )
     assert holding.endswith("holding")
     z = minilm.encode([holding, carrying, above])
     z = z / np.linalg.norm(z, axis=1, keepdims=True)
@@ -52,44 +76,40 @@ def test_minilm_is_semantically_sane(minilm):
 
 
 def test_minilm_file_schema_and_determinism(minilm, tmp_path):
-    params = TextParams()
+    # predicate mode keeps this fast; the (class, predicate) layout is checked with the tiny CLIP below
+    params = TextParams(prompt_mode="predicate", predicate_template="someone is {predicate} it")
     first, second = tmp_path / "a.h5", tmp_path / "b.h5"
     summary = write_text_embeddings(first, params, minilm)
     write_text_embeddings(second, params, minilm)
-    assert summary == {"encoder": "minilm", "dim": 384, "prompts": NUM_OBJECT_CLASSES * NUM_PREDICATES,
-                       "shape": [NUM_OBJECT_CLASSES, NUM_PREDICATES, 384]}  # fmt: skip
+    assert summary == {
+        "encoder": "minilm",
+        "dim": 384,
+        "prompts": NUM_PREDICATES,
+        "shape": [NUM_PREDICATES, 384],
+    }
     assert first.read_bytes() == second.read_bytes()
     with h5py.File(first) as handle:
-        assert dict(handle.attrs)["encoder"] == "minilm" and handle.attrs["dim"] == 384
+        assert handle.attrs["encoder"] == "minilm" and handle.attrs["dim"] == 384
         assert "all-MiniLM-L6-v2" in handle.attrs["encoder_model"]
-        assert handle.attrs["prompt_mode"] == "predicate_object"
-        prompts = handle["prompts"].asstr()[()]
+        assert handle.attrs["prompt_mode"] == "predicate"
+        assert handle["prompts"].asstr()[PREDICATE_INDEX["wiping"]] == "someone is wiping it"
         embeddings = handle["prompt_embeddings"][()]
-        assert prompts.shape == (NUM_OBJECT_CLASSES, NUM_PREDICATES)
-        assert prompts[OBJECT_INDEX["sofa/couch"], PREDICATE_INDEX["sitting_on"]] == "a photo of a person sitting on a sofa"
-        assert embeddings.dtype == np.float32
+        assert embeddings.shape == (NUM_PREDICATES, 384) and embeddings.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(embeddings, axis=-1), 1.0, rtol=1e-5)
         assert handle["class_embeddings"].shape == (NUM_OBJECT_CLASSES, 384)
         assert list(handle["predicates"].asstr()[()])[PREDICATE_INDEX["holding"]] == "holding"
         # row c of class_embeddings is the unit vector of class name c (up to batch-padding float noise)
         sofa = handle["class_names"].asstr()[()].tolist().index("sofa or couch")
-        np.testing.assert_allclose(handle["class_embeddings"][sofa], minilm_unit(minilm, "sofa or couch"), atol=1e-6)
-    # the training side reads it back
-    text = read_text_embeddings(first)
-    assert tuple(text.prompt_embeddings.shape) == (NUM_OBJECT_CLASSES, NUM_PREDICATES, 384)
+        np.testing.assert_allclose(
+            handle["class_embeddings"][sofa], minilm_unit(minilm, "sofa or couch"), atol=1e-6
+        )
+    text = read_text_embeddings(first)  # the training side reads it back
+    assert tuple(text.prompt_embeddings.shape) == (NUM_PREDICATES, 384)
 
 
 def minilm_unit(encoder, text: str) -> np.ndarray:
     vector = encoder.encode([text])[0]
     return (vector / np.linalg.norm(vector)).astype(np.float32)
-
-
-def test_predicate_mode_writes_one_prompt_per_predicate(minilm, tmp_path):
-    params = TextParams(prompt_mode="predicate", predicate_template="someone is {predicate} it")
-    write_text_embeddings(tmp_path / "t.h5", params, minilm)
-    with h5py.File(tmp_path / "t.h5") as handle:
-        assert handle["prompt_embeddings"].shape == (NUM_PREDICATES, 384)
-        assert handle["prompts"].asstr()[PREDICATE_INDEX["wiping"]] == "someone is wiping it"
 
 
 # ---- CLIP (tiny random model in Hugging Face format) -------------------------------------------
@@ -125,11 +145,20 @@ def test_clip_encoder_from_a_local_folder(tiny_clip_dir, tmp_path):
     with h5py.File(first) as handle:
         assert handle.attrs["encoder"] == "clip" and handle.attrs["dim"] == 8
         assert handle.attrs["encoder_model"] == f"clip:{tiny_clip_dir.name}"
+        assert handle.attrs["prompt_mode"] == "predicate_object"
+        prompts = handle["prompts"].asstr()[()]
+        assert prompts.shape == (NUM_OBJECT_CLASSES, NUM_PREDICATES)
+        assert (
+            prompts[OBJECT_INDEX["sofa/couch"], PREDICATE_INDEX["sitting_on"]]
+            == "a photo of a person sitting on a sofa"
+        )
         embeddings = handle["prompt_embeddings"][()]
         assert embeddings.shape == (NUM_OBJECT_CLASSES, NUM_PREDICATES, 8)
         np.testing.assert_allclose(np.linalg.norm(embeddings, axis=-1), 1.0, rtol=1e-5)
         # different prompts, different vectors (padding does not leak into the pooled token)
         assert not np.allclose(embeddings[2, 0], embeddings[2, 1])
+    text = read_text_embeddings(first)
+    assert tuple(text.prompt_embeddings.shape) == (NUM_OBJECT_CLASSES, NUM_PREDICATES, 8)
 
 
 def test_clip_batches_do_not_change_embeddings(tiny_clip_dir):
@@ -141,7 +170,9 @@ def test_clip_batches_do_not_change_embeddings(tiny_clip_dir):
 
 
 def test_clip_without_weights_is_a_one_line_error(tmp_path):
-    with pytest.raises(DataError, match="text.encoder = clip needs CLIP weights: set text.clip_weights") as err:
+    with pytest.raises(
+        DataError, match="text.encoder = clip needs CLIP weights: set text.clip_weights"
+    ) as err:
         build_encoder(TextParams(encoder="clip"))
     assert "\n" not in str(err.value)
     with pytest.raises(DataError, match=f"text.clip_weights = {tmp_path}: no config.json there"):

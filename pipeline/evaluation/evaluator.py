@@ -240,20 +240,21 @@ def _row_searchsorted(block: np.ndarray, width: int, rows: np.ndarray, values: n
 
 @dataclass(frozen=True)
 class _Candidates:
-    """One constraint's candidates, grouped by frame.
+    """One constraint's candidates, held per pair: ``score[pair, c]`` for each of
+    the pair's candidate cells (3 rows in ``with``, 26 in-group cells
+    otherwise), -1 where a cell is not a candidate.
 
-    ``order_of(indices)`` gives each candidate's place in its frame's
-    reference candidate order (any increasing numbering); it is only needed
-    to break exact score ties, so it is computed lazily for those.
+    ``order_of(pair, c)`` numbers a cell in its frame's reference candidate
+    order (any increasing numbering); it is only needed to break exact score
+    ties, so it is computed for those alone.
     """
 
-    frame: np.ndarray  # (S,) non-decreasing
-    score: np.ndarray  # (S,)
-    order_of: Callable[[np.ndarray], np.ndarray]
+    score: np.ndarray  # (N, C)
+    order_of: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _place(candidates: _Candidates, query: np.ndarray, num_frames: int, cap: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Final rank (0-based) and kept-flag of the candidates ``query``.
+def _place(candidates: _Candidates, layout: _Layout, pair: np.ndarray, cell: np.ndarray, cap: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Final rank (0-based) and kept-flag of the candidate cells ``(pair, cell)``.
 
     A candidate's final rank is the number of candidates of its frame with a
     higher score, plus the equal-score ones *after* it in candidate order
@@ -262,44 +263,50 @@ def _place(candidates: _Candidates, query: np.ndarray, num_frames: int, cap: int
     ties can precede.
 
     Higher scores are counted by sorting each frame's scores (frames with the
-    same candidate count form one dense matrix) and binary-searching it; the
+    same number of pairs form one dense matrix) and binary-searching it; the
     rare exact ties are resolved by comparing against the whole frame.
     """
-    key = -candidates.score  # ascending key = descending score
-    counts = np.bincount(candidates.frame, minlength=num_frames)
-    first = np.cumsum(counts) - counts
-    q_frame = candidates.frame[query]
-    q_key = key[query]
-    greater = np.zeros(len(query), dtype=np.int64)
-    tied = np.zeros(len(query), dtype=bool)
-    by_width = np.argsort(counts[q_frame], kind="stable")
-    widths, starts = np.unique(counts[q_frame][by_width], return_index=True)
-    local_row = np.zeros(num_frames, dtype=np.int64)
-    for width, members in zip(widths.tolist(), np.split(by_width, starts[1:]), strict=True):
-        frames = np.flatnonzero(counts == width)
+    scores = candidates.score
+    per_pair = scores.shape[1]
+    q_score = scores[pair, cell]
+    q_frame = layout.frame[pair]
+    greater = np.zeros(len(pair), dtype=np.int64)
+    tied = np.zeros(len(pair), dtype=bool)
+    q_pairs = layout.pairs_per_frame[q_frame]
+    by_size = np.argsort(q_pairs, kind="stable")
+    sizes, starts = np.unique(q_pairs[by_size], return_index=True)
+    local_row = np.zeros(len(layout.pairs_per_frame), dtype=np.int64)
+    for size, members in zip(sizes.tolist(), np.split(by_size, starts[1:]), strict=True):
+        frames = np.flatnonzero(layout.pairs_per_frame == size)
         local_row[frames] = np.arange(len(frames))
-        block = np.sort(key[first[frames, None] + np.arange(width)], axis=1).ravel()
+        width = size * per_pair
+        # Ascending -score is descending score; non-candidates (-1) sort last
+        # and never equal a candidate's score.
+        block = -scores[layout.first_pair[frames, None] + np.arange(size)].reshape(len(frames), width)
+        block.sort(axis=1)
+        block = block.ravel()
         rows = local_row[q_frame[members]]
-        below = _row_searchsorted(block, width, rows, q_key[members])
+        below = _row_searchsorted(block, width, rows, -q_score[members])
         greater[members] = below
         # The query's own score sits at ``below``; an equal neighbour means a tie.
         after = rows * width + np.minimum(below + 1, width - 1)
-        tied[members] = (below + 1 < width) & (block[after] == q_key[members])
+        tied[members] = (below + 1 < width) & (block[after] == -q_score[members])
 
-    ties = np.ones(len(query), dtype=np.int64)
-    ties_before = np.zeros(len(query), dtype=np.int64)
+    ties = np.ones(len(pair), dtype=np.int64)
+    ties_before = np.zeros(len(pair), dtype=np.int64)
     tie = np.flatnonzero(tied)
     if len(tie):
-        sizes = counts[q_frame[tie]]
-        owner = np.repeat(np.arange(len(tie)), sizes)
-        member = segment_arange(first[q_frame[tie]], sizes)
-        equal = key[member] == q_key[tie][owner]
-        earlier = equal & (candidates.order_of(member) < candidates.order_of(query[tie])[owner])
+        frame_pairs = layout.pairs_per_frame[q_frame[tie]]
+        owner = np.repeat(np.arange(len(tie)), frame_pairs * per_pair)
+        other_pair = np.repeat(segment_arange(layout.first_pair[q_frame[tie]], frame_pairs), per_pair)
+        other_cell = np.tile(np.arange(per_pair), int(frame_pairs.sum()))
+        equal = scores[other_pair, other_cell] == q_score[tie][owner]
+        earlier = equal & (candidates.order_of(other_pair, other_cell) < candidates.order_of(pair[tie], cell[tie])[owner])
         ties[tie] = np.bincount(owner, weights=equal, minlength=len(tie)).astype(np.int64)
         ties_before[tie] = np.bincount(owner, weights=earlier, minlength=len(tie)).astype(np.int64)
 
     if cap is None:
-        return greater + ties - ties_before - 1, np.ones(len(query), dtype=bool)
+        return greater + ties - ties_before - 1, np.ones(len(pair), dtype=bool)
     return greater + np.minimum(ties, cap - greater) - ties_before - 1, greater + ties_before < cap
 
 
@@ -309,7 +316,7 @@ def _place(candidates: _Candidates, query: np.ndarray, num_frames: int, cap: int
 
 
 def _with_ranks(gt: GroundTruth, pred: AlignedPredictions, layout: _Layout, matches: _Matches, pair_weight: np.ndarray):
-    """One candidate per row: its argmax predicate. Candidate ``3 * pair + row``."""
+    """One candidate per row: its argmax predicate."""
     dist = pred.distribution
     row_max = np.stack([dist[:, g].max(axis=1) for g in ROW_GROUPS], axis=1)
     # argmax over the full 26-vector: inside the group unless the group is all
@@ -317,39 +324,20 @@ def _with_ranks(gt: GroundTruth, pred: AlignedPredictions, layout: _Layout, matc
     row_arg = np.stack([dist[:, g].argmax(axis=1) + g.start for g in ROW_GROUPS], axis=1)
     row_pred = np.where(row_max > 0, row_arg, 0)
     candidates = _Candidates(
-        frame=np.repeat(layout.frame, 3),
-        score=(pair_weight[:, None] * row_max).ravel(),
-        order_of=lambda c: (c % 3) * layout.pairs_per_frame[layout.frame[c // 3]] + layout.pair_in_frame[c // 3],
+        score=pair_weight[:, None] * row_max,
+        order_of=lambda pair, row: row * layout.pairs_per_frame[layout.frame[pair]] + layout.pair_in_frame[pair],
     )
     is_candidate = row_pred[matches.pair, matches.row] == gt.predicate[matches.triplet]
-    query = 3 * matches.pair[is_candidate] + matches.row[is_candidate]
-    rank, kept = _place(candidates, query, gt.num_frames, cap=None)
+    rank, kept = _place(candidates, layout, matches.pair[is_candidate], matches.row[is_candidate], cap=None)
     return matches.triplet[is_candidate], rank, kept
 
 
-def _cell_candidates(layout: _Layout, cell_score: np.ndarray, is_candidate: np.ndarray) -> _Candidates:
-    """Candidates among the in-group cells ``(pair, column)``, in flat cell order."""
-    flat = np.flatnonzero(is_candidate.ravel())
-
-    def order_of(c: np.ndarray) -> np.ndarray:
-        pair, column = np.divmod(flat[c], NUM_PREDICATES)
-        return layout.cell_position(pair, ROW_OF_PREDICATE[column], column)
-
-    candidates = _Candidates(
-        frame=np.repeat(layout.frame, is_candidate.sum(axis=1)),
-        score=cell_score.ravel()[flat],
-        order_of=order_of,
+def _cell_candidates(layout: _Layout, cell_score: np.ndarray) -> _Candidates:
+    """Candidates among the in-group cells: ``cell_score`` is (N, 26), -1 off-candidate."""
+    return _Candidates(
+        score=cell_score,
+        order_of=lambda pair, column: layout.cell_position(pair, ROW_OF_PREDICATE[column], column),
     )
-    return candidates
-
-
-def _in_group_candidates(is_candidate: np.ndarray, matches: _Matches, predicate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Matches whose cell is an in-group candidate cell, and that cell's candidate index."""
-    flat = is_candidate.ravel()
-    cell = matches.pair * NUM_PREDICATES + predicate
-    found = (ROW_OF_PREDICATE[predicate] == matches.row) & flat[cell]
-    index = np.cumsum(flat)[cell[found]] - 1
-    return found, index
 
 
 def _semi_ranks(gt, pred, layout, matches, pair_weight, threshold: float):
@@ -359,44 +347,45 @@ def _semi_ranks(gt, pred, layout, matches, pair_weight, threshold: float):
     is_candidate[np.arange(len(dist)), dist[:, ATTENTION].argmax(axis=1)] = recognised[ATTENTION_ROW]
     for row, group in ((SPATIAL_ROW, SPATIAL), (CONTACTING_ROW, CONTACTING)):
         is_candidate[:, group] = (dist[:, group] > threshold) & recognised[row][:, None]
-    candidates = _cell_candidates(layout, pair_weight[:, None] * dist, is_candidate)
-    found, index = _in_group_candidates(is_candidate, matches, gt.predicate[matches.triplet])
-    rank, kept = _place(candidates, index, gt.num_frames, cap=None)
+    candidates = _cell_candidates(layout, np.where(is_candidate, pair_weight[:, None] * dist, -1.0))
+    predicate = gt.predicate[matches.triplet]
+    found = (ROW_OF_PREDICATE[predicate] == matches.row) & is_candidate[matches.pair, predicate]
+    rank, kept = _place(candidates, layout, matches.pair[found], predicate[found], cap=None)
     return matches.triplet[found], rank, kept
 
 
 def _no_ranks(gt, pred, layout, matches, pair_weight, top_k: int):
     cell_score = pair_weight[:, None] * pred.distribution
-    # Only positive in-group cells are ranked explicitly. Every zero cell (an
-    # in-group zero or one of the 52P out-of-group cells) ties at the bottom,
+    # Positive in-group cells are ranked explicitly (zeros can neither beat
+    # nor tie them, so they may stay in the matrix). Every zero cell (an
+    # in-group zero or one of the 52P out-of-group cells) ties at the bottom
     # and is placed by its cell position alone.
     positive = cell_score > 0
-    candidates = _cell_candidates(layout, cell_score, positive)
     predicate = gt.predicate[matches.triplet]
-    explicit, index = _in_group_candidates(positive, matches, predicate)
-    rank_e, kept_e = _place(candidates, index, gt.num_frames, cap=top_k)
+    explicit = (ROW_OF_PREDICATE[predicate] == matches.row) & positive[matches.pair, predicate]
+    rank_e, kept_e = _place(_cell_candidates(layout, cell_score), layout, matches.pair[explicit], predicate[explicit], cap=top_k)
 
     zero = ~explicit
     pair, row, column = matches.pair[zero], matches.row[zero], predicate[zero]
     frame = layout.frame[pair]
-    positives = np.bincount(candidates.frame, minlength=gt.num_frames)[frame]
-    position = layout.cell_position(pair, row, column)
     # Positive cells before ``position``: all positives of earlier row types in
     # the frame, those of the same row type in earlier pairs, and those left
     # of the column in the pair's own row.
     per_group = np.stack([positive[:, g].sum(axis=1) for g in ROW_GROUPS], axis=1)  # (N, 3)
-    per_frame = np.stack([np.bincount(layout.frame, weights=per_group[:, t], minlength=gt.num_frames) for t in range(3)], axis=1)
-    earlier_types = np.concatenate([np.zeros((gt.num_frames, 1)), np.cumsum(per_frame, axis=1)[:, :2]], axis=1)
-    upto_pair = np.concatenate([np.zeros((1, 3)), np.cumsum(per_group, axis=0)], axis=0)
-    in_row = np.concatenate([np.zeros((len(positive), 1), dtype=np.int64), np.cumsum(positive, axis=1)], axis=1)
+    per_frame = np.stack([np.bincount(layout.frame, weights=per_group[:, t], minlength=gt.num_frames) for t in range(3)], axis=1).astype(np.int64)
+    earlier_types = np.cumsum(per_frame, axis=1) - per_frame
+    upto_pair = np.concatenate([np.zeros((1, 3), dtype=np.int64), np.cumsum(per_group, axis=0)], axis=0)
+    in_row = np.concatenate([np.zeros((len(pair), 1), dtype=np.int64), np.cumsum(positive[pair], axis=1)], axis=1)
     first = layout.first_pair[frame]
     start, stop = GROUP_START[row], GROUP_START[row] + GROUP_SIZE[row]
+    local = np.arange(len(pair))
     positive_before = (
         earlier_types[frame, row]
         + upto_pair[pair, row] - upto_pair[first, row]
-        + in_row[pair, np.clip(column, start, stop)] - in_row[pair, start]
-    ).astype(np.int64)  # fmt: skip
-    zero_before = position - positive_before
+        + in_row[local, np.clip(column, start, stop)] - in_row[local, start]
+    )  # fmt: skip
+    positives = per_frame[frame].sum(axis=1)
+    zero_before = layout.cell_position(pair, row, column) - positive_before
     zeros = 3 * NUM_PREDICATES * layout.pairs_per_frame[frame] - positives
     kept_z = positives + zero_before < top_k
     rank_z = positives + np.minimum(zeros, top_k - positives) - zero_before - 1

@@ -2,7 +2,13 @@
 
 from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES, motion_attributes
 from pipeline.motion.linking import link_tracks
-from pipeline.motion.table import det_pairs, gt_pairs, motion_table, run_motion_stage, write_motion_parquet
+from pipeline.motion.table import (
+    det_pairs,
+    gt_pairs,
+    motion_table,
+    run_motion_stage,
+    write_motion_parquet,
+)
 
 __all__ = [
     "BASE_ATTRIBUTES",

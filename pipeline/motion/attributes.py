@@ -59,12 +59,14 @@ def box_area(x1: str, y1: str, x2: str, y2: str) -> pl.Expr:
 
 def box_iou(a: tuple[str, ...], b: tuple[str, ...]) -> pl.Expr:
     """IoU of two xyxy boxes given as column names (continuous coordinates, no +1)."""
-    inter_w = (pl.min_horizontal(pl.col(a[2]), pl.col(b[2])) - pl.max_horizontal(pl.col(a[0]), pl.col(b[0]))).clip(
-        lower_bound=0.0
-    )
-    inter_h = (pl.min_horizontal(pl.col(a[3]), pl.col(b[3])) - pl.max_horizontal(pl.col(a[1]), pl.col(b[1]))).clip(
-        lower_bound=0.0
-    )
+    inter_w = (
+        pl.min_horizontal(pl.col(a[2]), pl.col(b[2]))
+        - pl.max_horizontal(pl.col(a[0]), pl.col(b[0]))
+    ).clip(lower_bound=0.0)
+    inter_h = (
+        pl.min_horizontal(pl.col(a[3]), pl.col(b[3]))
+        - pl.max_horizontal(pl.col(a[1]), pl.col(b[1]))
+    ).clip(lower_bound=0.0)
     inter = inter_w * inter_h
     union = box_area(*a) + box_area(*b) - inter
     return pl.when(union > 0).then(inter / union).otherwise(0.0)
@@ -81,7 +83,9 @@ def output_columns(extras: dict[str, bool]) -> list[str]:
 
 def _first_duplicate(df: pl.DataFrame) -> dict | None:
     """The first row that repeats its track's previous frame (``df`` sorted by track, frame_number)."""
-    repeated = df.filter(~pl.col("_first") & (pl.col("frame_number") == pl.col("frame_number").shift(1)))
+    repeated = df.filter(
+        ~pl.col("_first") & (pl.col("frame_number") == pl.col("frame_number").shift(1))
+    )
     return repeated.row(0, named=True) if repeated.height else None
 
 
@@ -133,7 +137,8 @@ def motion_attributes(pairs: pl.DataFrame, window_k: int, extras: dict[str, bool
     position = row - pl.when(pl.col("_first")).then(row).forward_fill()  # 0 on a track's first row
     # mean IoU over the track's last K rows: K masked shifts, no per-group windows
     window_sum = pl.sum_horizontal(
-        pl.when(pl.col("_position") >= lag).then(pl.col("_iou").shift(lag)).otherwise(0.0) for lag in range(window_k)
+        pl.when(pl.col("_position") >= lag).then(pl.col("_iou").shift(lag)).otherwise(0.0)
+        for lag in range(window_k)
     )
     person_move = (pl.col("_pdx") ** 2 + pl.col("_pdy") ** 2).sqrt()
     object_move = (pl.col("_odx") ** 2 + pl.col("_ody") ** 2).sqrt()
@@ -144,16 +149,21 @@ def motion_attributes(pairs: pl.DataFrame, window_k: int, extras: dict[str, bool
         df.lazy()
         .with_columns(
             _position=position,
-            _diag=(pl.col("width").cast(pl.Float64) ** 2 + pl.col("height").cast(pl.Float64) ** 2).sqrt(),
+            _diag=(
+                pl.col("width").cast(pl.Float64) ** 2 + pl.col("height").cast(pl.Float64) ** 2
+            ).sqrt(),
             _pcx=(pl.col("px1") + pl.col("px2")) / 2,
             _pcy=(pl.col("py1") + pl.col("py2")) / 2,
             _ocx=(pl.col("ox1") + pl.col("ox2")) / 2,
             _ocy=(pl.col("oy1") + pl.col("oy2")) / 2,
             _iou=box_iou(PERSON_BOX, OBJECT_BOX),
             _log_area_ratio=(
-                box_area(*OBJECT_BOX).clip(lower_bound=MIN_AREA) / box_area(*PERSON_BOX).clip(lower_bound=MIN_AREA)
+                box_area(*OBJECT_BOX).clip(lower_bound=MIN_AREA)
+                / box_area(*PERSON_BOX).clip(lower_bound=MIN_AREA)
             ).log(),
-            _step=pl.when(pl.col("_first")).then(None).otherwise(change("frame_number").cast(pl.Float64)),
+            _step=pl.when(pl.col("_first"))
+            .then(None)
+            .otherwise(change("frame_number").cast(pl.Float64)),
         )
         .with_columns(
             _rel_x=(pl.col("_ocx") - pl.col("_pcx")) / pl.col("_diag"),
@@ -167,8 +177,13 @@ def motion_attributes(pairs: pl.DataFrame, window_k: int, extras: dict[str, bool
         .with_columns(
             velocity=per_step("distance"),
             persistence=window_sum / (pl.col("_position") + 1).clip(upper_bound=window_k),
-            direction_consistency=pl.when(~pl.col("_first") & (person_move > still) & (object_move > still))
-            .then((pl.col("_pdx") * pl.col("_odx") + pl.col("_pdy") * pl.col("_ody")) / (person_move * object_move))
+            direction_consistency=pl.when(
+                ~pl.col("_first") & (person_move > still) & (object_move > still)
+            )
+            .then(
+                (pl.col("_pdx") * pl.col("_odx") + pl.col("_pdy") * pl.col("_ody"))
+                / (person_move * object_move)
+            )
             .otherwise(0.0)
             .clip(-1.0, 1.0),
             dx=per_step("_rel_x"),

@@ -44,7 +44,8 @@ def _greedy_match(candidates: pl.DataFrame) -> pl.DataFrame:
         mutual = best_for_row.join(best_for_track.select("row", "track"), on=["row", "track"])
         matched.append(mutual.select("row", "track"))
         remaining = remaining.filter(
-            ~pl.col("row").is_in(mutual["row"].implode()) & ~pl.col("track").is_in(mutual["track"].implode())
+            ~pl.col("row").is_in(mutual["row"].implode())
+            & ~pl.col("track").is_in(mutual["track"].implode())
         )
     if not matched:
         return pl.DataFrame(schema={"row": pl.UInt32, "track": pl.Int64})
@@ -91,7 +92,10 @@ def link_tracks(objects: pl.DataFrame, iou_threshold: float) -> pl.DataFrame:
             [
                 open_tracks.filter(~pl.col("track").is_in(matches["track"].implode())),
                 assigned.select(
-                    "video", "label", "track", *(pl.col(a).alias(t) for a, t in zip(BOX, TRACK_BOX, strict=True))
+                    "video",
+                    "label",
+                    "track",
+                    *(pl.col(a).alias(t) for a, t in zip(BOX, TRACK_BOX, strict=True)),
                 ),
             ]
         )

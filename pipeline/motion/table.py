@@ -33,9 +33,29 @@ OUTPUT_DTYPES: dict[str, pl.DataType] = {
     "object_class": pl.Int16(),
     "track_id": pl.Int32(),
 }
-FRAME_COLUMNS = ("video", "frame", "frame_number", "width", "height", "person_x1", "person_y1", "person_x2", "person_y2")
+FRAME_COLUMNS = (
+    "video",
+    "frame",
+    "frame_number",
+    "width",
+    "height",
+    "person_x1",
+    "person_y1",
+    "person_x2",
+    "person_y2",
+)
 OBJECT_COLUMNS = ("frame", "object_class", *BOX)
-DETECTION_COLUMNS = ("video", "frame", "frame_number", "det_index", "label", "score", *BOX, "width", "height")
+DETECTION_COLUMNS = (
+    "video",
+    "frame",
+    "frame_number",
+    "det_index",
+    "label",
+    "score",
+    *BOX,
+    "width",
+    "height",
+)
 
 
 def _require(df: pl.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -55,7 +75,9 @@ def gt_pairs(frames: pl.DataFrame, objects: pl.DataFrame) -> pl.DataFrame:
     """
     _require(frames, FRAME_COLUMNS, "frames table")
     _require(objects, OBJECT_COLUMNS, "objects table")
-    joined = objects.select(OBJECT_COLUMNS).join(frames.select(FRAME_COLUMNS), on="frame", how="left")
+    joined = objects.select(OBJECT_COLUMNS).join(
+        frames.select(FRAME_COLUMNS), on="frame", how="left"
+    )
     orphan = joined.filter(pl.col("video").is_null())
     if orphan.height:
         raise DataError(
@@ -86,7 +108,9 @@ def det_pairs(detections: pl.DataFrame, link_iou: float) -> pl.DataFrame:
     _require(detections, DETECTION_COLUMNS, "detection table")
     persons = (
         detections.filter(pl.col("label") == PERSON_INDEX)
-        .sort(["video", "frame_number", "score", "det_index"], descending=[False, False, True, False])
+        .sort(
+            ["video", "frame_number", "score", "det_index"], descending=[False, False, True, False]
+        )
         .unique(["video", "frame_number"], keep="first", maintain_order=True)
         .select("video", "frame_number", *_renamed_box(BOX, PERSON_BOX))
     )
@@ -116,7 +140,9 @@ def motion_table(
     pairs = [gt_pairs(frames, objects)]
     if detections is not None:
         pairs.append(det_pairs(detections, params.det_link_iou))
-    table = motion_attributes(pl.concat(pairs, how="vertical_relaxed"), params.window_k, params.extras.model_dump())
+    table = motion_attributes(
+        pl.concat(pairs, how="vertical_relaxed"), params.window_k, params.extras.model_dump()
+    )
     return table.cast(OUTPUT_DTYPES)
 
 
@@ -157,11 +183,16 @@ def write_motion_parquet(
     schema = output_schema(params)
     chunks = list(video_chunks(videos, params.videos_per_chunk))
     rows = 0
-    with atomic_path(out_path, suffix=".parquet") as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+    with (
+        atomic_path(out_path, suffix=".parquet") as tmp,
+        pq.ParquetWriter(tmp, schema, compression="zstd") as writer,
+    ):
         for chunk in tqdm(chunks, desc="motion", unit="chunk", disable=len(chunks) < 2):
             keep = pl.col("video").is_in(pl.Series(chunk).implode())
             frames = frames_scan.filter(keep).collect()
-            objects = objects_scan.filter(pl.col("frame").is_in(frames["frame"].implode())).collect()
+            objects = objects_scan.filter(
+                pl.col("frame").is_in(frames["frame"].implode())
+            ).collect()
             chunk_detections = None if detections is None else detections.filter(keep)
             table = motion_table(frames, objects, params, chunk_detections)
             writer.write_table(table.to_arrow().cast(schema))
@@ -171,7 +202,9 @@ def write_motion_parquet(
     return rows
 
 
-def run_motion_stage(index_dir: str | Path, roi_dir: str | Path, params: MotionParams) -> dict[str, float]:
+def run_motion_stage(
+    index_dir: str | Path, roi_dir: str | Path, params: MotionParams
+) -> dict[str, float]:
     """The ``motion`` stage: index (+ SGDet detections when the ROI cache exists) -> motion Parquet.
 
     Returns a summary for the log: rows, seconds and output size.
@@ -182,7 +215,11 @@ def run_motion_stage(index_dir: str | Path, roi_dir: str | Path, params: MotionP
     if (Path(roi_dir) / CACHE_FILE).is_file():
         detections = load_detection_table(roi_dir)
     rows = write_motion_parquet(
-        index_dir / "frames.parquet", index_dir / "objects.parquet", params.out_path, params, detections
+        index_dir / "frames.parquet",
+        index_dir / "objects.parquet",
+        params.out_path,
+        params,
+        detections,
     )
     return {
         "rows": rows,

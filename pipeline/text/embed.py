@@ -53,14 +53,19 @@ def embed_texts(encoder: TextEncoder, texts: np.ndarray) -> np.ndarray:
     return l2_normalise(flat).reshape(*texts.shape, encoder.dim)
 
 
-def write_text_embeddings(out_path: str | Path, params: TextParams, encoder: TextEncoder) -> dict[str, object]:
+def write_text_embeddings(
+    out_path: str | Path, params: TextParams, encoder: TextEncoder
+) -> dict[str, object]:
     """Encode prompts and class names with ``encoder`` and write the HDF5 file atomically."""
     prompts = prompt_texts(params)
     class_names = np.array(class_name_texts(), dtype=object)
     prompt_embeddings = embed_texts(encoder, prompts)
     class_embeddings = embed_texts(encoder, class_names)
     strings = h5py.string_dtype()
-    with atomic_path(out_path, suffix=".h5") as tmp, h5py.File(tmp, "w", track_order=True) as handle:
+    with (
+        atomic_path(out_path, suffix=".h5") as tmp,
+        h5py.File(tmp, "w", track_order=True) as handle,
+    ):
         # track_times=False keeps modification times out of the file, so a
         # rerun with the same inputs gives the same bytes.
         datasets = {
@@ -84,7 +89,12 @@ def write_text_embeddings(out_path: str | Path, params: TextParams, encoder: Tex
                 "pair_template": params.pair_template,
             }
         )
-    return {"encoder": encoder.name, "dim": encoder.dim, "prompts": int(prompts.size), "shape": list(prompt_embeddings.shape)}
+    return {
+        "encoder": encoder.name,
+        "dim": encoder.dim,
+        "prompts": int(prompts.size),
+        "shape": list(prompt_embeddings.shape),
+    }
 
 
 def run_text_stage(params: TextParams) -> dict[str, object]:

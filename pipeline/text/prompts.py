@@ -32,7 +32,10 @@ def predicate_prompts(template: str) -> list[str]:
 def pair_prompts(template: str) -> list[list[str]]:
     """prompts[c][p]: the prompt of object class c (all 37 indices) and predicate p (26)."""
     return [
-        [template.format(predicate=readable_predicate(p), object=object_phrase(c)) for p in PREDICATES]
+        [
+            template.format(predicate=readable_predicate(p), object=object_phrase(c))
+            for p in PREDICATES
+        ]
         for c in range(len(OBJECT_CLASSES))
     ]
 
