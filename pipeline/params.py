@@ -172,8 +172,8 @@ MotionAttributeName = Literal[
 
 
 class ModelParams(Section):
-    d_model: int = Field(64, ge=8)
-    heads: int = Field(4, ge=1)
+    d_model: int = Field(128, ge=8)
+    heads: int = Field(8, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     spatial_layers: int = Field(1, ge=0)
     temporal: bool = True
@@ -188,7 +188,7 @@ class ModelParams(Section):
     )
     mim: bool = True
     mim_layers: int = Field(1, ge=1)
-    mim_heads: int = Field(4, ge=1)
+    mim_heads: int = Field(8, ge=1)
     mim_residual: Literal["relation", "motion"] = "relation"
     asm: bool = True
     asm_lambda: float = Field(1.0, ge=0.0)

@@ -90,7 +90,7 @@ def test_push_then_pull_into_a_fresh_clone_skips_feature_stages(tmp_path, s3_end
     colleague = tmp_path / "colleague"
     _run(["git", "clone", "-q", str(producer), str(colleague)], tmp_path, env)
     assert not (colleague / "features/index/objects.parquet").exists()
-    _run(["dvc", "pull"], colleague, env)
+    _run(["dvc", "pull", "--with-deps", "index"], colleague, env)
     assert (colleague / "features/index/objects.parquet").is_file()
     status = _run(["dvc", "status", "index"], colleague, env)
     assert "up to date" in status.lower(), status

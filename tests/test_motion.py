@@ -33,7 +33,7 @@ def index_tables(
     for object_class, rows in tracks.items():
         for frame_number, person, obj in rows:
             assert person_of.setdefault(frame_number, person) == person
-            object_rows.append((f"{video}/{frame_number:06d}.png", object_class, *obj))
+            object_rows.append((f"{video}/{frame_number:06d}.png", video, object_class, *obj))
     frames = pl.DataFrame(
         [
             (f"{video}/{n:06d}.png", video, n, "test", WIDTH, HEIGHT, *person_of[n])
@@ -57,6 +57,7 @@ def index_tables(
         object_rows,
         schema={
             "frame": pl.String,
+            "video": pl.String,
             "object_class": pl.Int16,
             "x1": pl.Float64,
             "y1": pl.Float64,

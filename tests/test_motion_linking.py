@@ -92,7 +92,7 @@ def reference_link(rows: list[tuple], threshold: float) -> dict[tuple[int, int],
                 taken_dets.add(i)
                 taken_tracks.add(t)
                 result[(frame_number, dets[i][2])] = t
-        for i, d in enumerate(dets):
+        for d in dets:
             track = result.setdefault((frame_number, d[2]), (frame_number, d[2]))
             last_box[track] = d[5]
             label_of[track] = d[3]

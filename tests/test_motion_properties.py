@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.motion import motion_attributes
+from pipeline.motion.attributes import _arg_sort
 
 EXTRAS = {"relative_displacement": True, "log_area_ratio": True, "scale_change": True}
 ATTRIBUTES = [
@@ -101,3 +102,18 @@ def test_reversing_time_flips_velocity(pairs):
         cosines = fwd["direction_consistency"].to_list()[1:] + [0.0]
         assert bwd["direction_consistency"].to_list() == pytest.approx(cosines, abs=1e-5)
         assert bwd["distance"].to_list() == fwd["distance"].to_list()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(-2, 2**40), st.integers(0, 2**31 - 1)),
+        max_size=30,
+    )
+)
+def test_packed_sort_orders_like_a_multi_column_sort(rows):
+    # wide or negative values take the multi-column fallback, small ones the packed key
+    keys = pl.DataFrame(rows, schema={"a": pl.Int64, "b": pl.Int64, "c": pl.Int64}, orient="row")
+    for table in (keys, keys.with_columns(pl.col("b").clip(0, 1000), pl.col("c") % 7)):
+        got = table[_arg_sort(table, ["a", "b", "c"])].rows()
+        assert got == table.sort("a", "b", "c").rows()

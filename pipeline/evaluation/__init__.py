@@ -15,7 +15,13 @@ from pipeline.evaluation.evaluator import (
     evaluate,
     pairwise_iou,
 )
-from pipeline.evaluation.ground_truth import GroundTruth, build_ground_truth, drop_small_objects
+from pipeline.evaluation.ground_truth import (
+    MODES,
+    GroundTruth,
+    build_ground_truth,
+    drop_small_objects,
+    ground_truth_for_mode,
+)
 from pipeline.evaluation.predictions import (
     PREDICTION_SCHEMA,
     AlignedPredictions,
@@ -26,9 +32,11 @@ from pipeline.evaluation.predictions import (
     validate_predictions,
     write_predictions,
 )
+from pipeline.evaluation.report import format_table, per_predicate_records, results_json
 
 __all__ = [
     "CONSTRAINTS",
+    "MODES",
     "PREDICTION_SCHEMA",
     "RECALL_KS",
     "AlignedPredictions",
@@ -39,9 +47,13 @@ __all__ = [
     "build_ground_truth",
     "drop_small_objects",
     "evaluate",
+    "format_table",
+    "ground_truth_for_mode",
+    "per_predicate_records",
     "pairwise_iou",
     "predictions_table",
     "read_predictions",
+    "results_json",
     "validate_predictions",
     "write_predictions",
 ]

@@ -266,6 +266,8 @@ def _place(candidates: _Candidates, layout: _Layout, pair: np.ndarray, cell: np.
     same number of pairs form one dense matrix) and binary-searching it; the
     rare exact ties are resolved by comparing against the whole frame.
     """
+    if len(pair) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     scores = candidates.score
     per_pair = scores.shape[1]
     q_score = scores[pair, cell]

@@ -138,3 +138,19 @@ def build_ground_truth(frames: pl.DataFrame, objects: pl.DataFrame, split: str |
         subject_box=cat(subject_box),
         object_box=cat(object_box),
     )
+
+
+MODES = ("predcls", "sgcls", "sgdet")
+
+
+def ground_truth_for_mode(frames: pl.DataFrame, objects: pl.DataFrame, split: str, mode: str) -> GroundTruth:
+    """Ground truth of ``split`` as ``mode`` is evaluated, from an unfiltered index.
+
+    SGCls and SGDet use the small-box filter. Filtering after the split is
+    assigned keeps the validation videos the same in every mode.
+    """
+    if mode not in MODES:
+        raise DataError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode != "predcls":
+        frames, objects = drop_small_objects(frames, objects)
+    return build_ground_truth(frames, objects, split)

@@ -109,7 +109,9 @@ def write_video(parent: h5py.Group, video: str, arrays: Mapping[str, np.ndarray]
             group.create_dataset(name, data=data.astype(object), dtype=column.dtype)
             continue
         chunks = (max(1, min(len(data), CHUNK_ROWS)),) + data.shape[1:]
-        group.create_dataset(name, data=data.astype(column.dtype), chunks=chunks, maxshape=data.shape, **COMPRESSION)
+        # An unlimited first axis lets an empty dataset still have a (1, ...) chunk.
+        maxshape = (None,) + data.shape[1:]
+        group.create_dataset(name, data=data.astype(column.dtype), chunks=chunks, maxshape=maxshape, **COMPRESSION)
 
 
 def read_group(group: h5py.Group) -> dict[str, np.ndarray]:

@@ -437,8 +437,8 @@ def extract_cache(
         shard.key = shard_key(shard, attrs, extract)
     mine = [shard for shard in shards if shard.index % world_size == rank]
     todo = [shard for shard in mine if not shard_is_complete(parts_dir, shard)]
-    for shard in todo:  # leftovers of a killed run: a temporary file, or a stale marker
-        for leftover in parts_dir.glob(f".{shard.name}.h5.*.tmp"):
+    for shard in todo:  # temporary files of a killed run
+        for leftover in parts_dir.glob(f".{shard.name}.*.tmp"):
             leftover.unlink()
 
     extractor = FrameExtractor(detector, postprocess, device)
@@ -479,6 +479,8 @@ def extract_cache(
     if rank != 0:
         return None
     out_path = out_dir / cache.CACHE_FILE
+    for leftover in out_dir.glob(f".{cache.CACHE_FILE}.*.tmp"):
+        leftover.unlink()
     skipped = merge_shards(parts_dir, shards, out_path, attrs)
     for path in parts_dir.iterdir():
         path.unlink()

@@ -68,6 +68,30 @@ def _renamed_box(names: Sequence[str], new: Sequence[str]) -> list[pl.Expr]:
     return [pl.col(a).cast(pl.Float64).alias(b) for a, b in zip(names, new, strict=True)]
 
 
+def _pair_table(
+    df: pl.DataFrame,
+    source: str,
+    object_index: pl.Expr,
+    object_class: pl.Expr,
+    track_id: pl.Expr,
+    person_box: Sequence[str],
+) -> pl.DataFrame:
+    """Select the pair-table columns (see :mod:`pipeline.motion.attributes`) from a joined table."""
+    return df.select(
+        pl.col("video"),
+        pl.col("frame"),
+        pl.col("frame_number").cast(pl.Int32),
+        pl.lit(source).alias("source"),
+        object_index.cast(pl.Int32).alias("object_index"),
+        object_class.cast(pl.Int16).alias("object_class"),
+        track_id.cast(pl.Int32).alias("track_id"),
+        pl.col("width").cast(pl.Int32),
+        pl.col("height").cast(pl.Int32),
+        *_renamed_box(person_box, PERSON_BOX),
+        *_renamed_box(BOX, OBJECT_BOX),
+    )
+
+
 def gt_pairs(frames: pl.DataFrame, objects: pl.DataFrame) -> pl.DataFrame:
     """Pair table of ground-truth tracks: each object with its frame's person box.
 
@@ -83,18 +107,13 @@ def gt_pairs(frames: pl.DataFrame, objects: pl.DataFrame) -> pl.DataFrame:
         raise DataError(
             f"objects table: frame {orphan['frame'][0]} has objects but no row in the frames table; rebuild the index"
         )
-    return joined.select(
-        "video",
-        "frame",
-        "frame_number",
-        source=pl.lit("gt"),
-        object_index=pl.col("object_class").cast(pl.Int32),
-        object_class=pl.col("object_class").cast(pl.Int16),
-        track_id=pl.col("object_class").cast(pl.Int32),
-        width="width",
-        height="height",
-        *_renamed_box(("person_x1", "person_y1", "person_x2", "person_y2"), PERSON_BOX),
-        *_renamed_box(BOX, OBJECT_BOX),
+    return _pair_table(
+        joined,
+        source="gt",
+        object_index=pl.col("object_class"),
+        object_class=pl.col("object_class"),
+        track_id=pl.col("object_class"),
+        person_box=("person_x1", "person_y1", "person_x2", "person_y2"),
     )
 
 
@@ -115,18 +134,13 @@ def det_pairs(detections: pl.DataFrame, link_iou: float) -> pl.DataFrame:
         .select("video", "frame_number", *_renamed_box(BOX, PERSON_BOX))
     )
     objects = link_tracks(detections.filter(pl.col("label") > PERSON_INDEX), link_iou)
-    return objects.join(persons, on=["video", "frame_number"]).select(
-        "video",
-        "frame",
-        pl.col("frame_number").cast(pl.Int32),
-        source=pl.lit("det"),
-        object_index=pl.col("det_index").cast(pl.Int32),
-        object_class=pl.col("label").cast(pl.Int16),
-        track_id="track_id",
-        width="width",
-        height="height",
-        *PERSON_BOX,
-        *_renamed_box(BOX, OBJECT_BOX),
+    return _pair_table(
+        objects.join(persons, on=["video", "frame_number"]),
+        source="det",
+        object_index=pl.col("det_index"),
+        object_class=pl.col("label"),
+        track_id=pl.col("track_id"),
+        person_box=PERSON_BOX,
     )
 
 
@@ -168,15 +182,17 @@ def write_motion_parquet(
 ) -> int:
     """Compute the motion table video chunk by video chunk into one Parquet file; return its row count.
 
-    The index files are scanned lazily so only one chunk of videos is in
+    A chunk is a run of consecutive video names, read from the index with a
+    range filter, which lets the Parquet reader skip row groups of other
+    videos (the index is sorted by video), so only one chunk of videos is in
     memory at a time. The file is written atomically and is byte-identical
     for identical inputs and params.
     """
     for path in (frames_path, objects_path):
         if not Path(path).is_file():
             raise DataError(f"{path}: not found (run the index stage first: dvc repro index)")
-    frames_scan = pl.scan_parquet(frames_path).select(FRAME_COLUMNS)
-    objects_scan = pl.scan_parquet(objects_path).select(OBJECT_COLUMNS)
+    frames_scan = pl.scan_parquet(frames_path)
+    objects_scan = pl.scan_parquet(objects_path)
     videos = frames_scan.select(pl.col("video").unique()).collect()["video"].to_list()
     if detections is not None:
         videos += detections["video"].unique().to_list()
@@ -188,11 +204,9 @@ def write_motion_parquet(
         pq.ParquetWriter(tmp, schema, compression="zstd") as writer,
     ):
         for chunk in tqdm(chunks, desc="motion", unit="chunk", disable=len(chunks) < 2):
-            keep = pl.col("video").is_in(pl.Series(chunk).implode())
-            frames = frames_scan.filter(keep).collect()
-            objects = objects_scan.filter(
-                pl.col("frame").is_in(frames["frame"].implode())
-            ).collect()
+            keep = pl.col("video").is_between(chunk[0], chunk[-1])
+            frames = frames_scan.filter(keep).select(FRAME_COLUMNS).collect()
+            objects = objects_scan.filter(keep).select(OBJECT_COLUMNS).collect()
             chunk_detections = None if detections is None else detections.filter(keep)
             table = motion_table(frames, objects, params, chunk_detections)
             writer.write_table(table.to_arrow().cast(schema))
