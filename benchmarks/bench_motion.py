@@ -100,7 +100,7 @@ def synthetic_index(videos: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]
     for object_class in classes:
         box = boxes(walk(4.0), 10, 120)
         objects.append(
-            pl.DataFrame({"frame": frame, "object_class": np.full(n, object_class, np.int16),
+            pl.DataFrame({"frame": frame, "video": video, "object_class": np.full(n, object_class, np.int16),
                           "x1": box[:, 0], "y1": box[:, 1], "x2": box[:, 2], "y2": box[:, 3]})
         )  # fmt: skip
     return frames, pl.concat(objects).sort("frame", "object_class")

@@ -96,7 +96,7 @@ def test_schema_and_attributes(setup, extracted):
 def mmdet_box_features(detector, record, boxes: np.ndarray) -> np.ndarray:
     """Reference: mmdet's own pipeline scales the boxes (as gt annotations) and its
     ``_bbox_forward`` pools them; the shared-FC output is captured with a hook."""
-    from mmcv.transforms import Compose
+    from mmengine.dataset import Compose
 
     cfg = detector.cfg
     pipeline = Compose(

@@ -233,3 +233,10 @@ def test_missing_index_file_names_the_stage(tmp_path):
             tmp_path / "m.parquet",
             MotionParams(),
         )
+
+
+def test_index_file_missing_a_column_is_an_error(tmp_path):
+    frames_path, objects_path = _write_index(tmp_path, n_videos=1)
+    pl.read_parquet(objects_path).drop("video").write_parquet(objects_path)
+    with pytest.raises(DataError, match="objects.parquet: missing column.s. video; rebuild it"):
+        write_motion_parquet(frames_path, objects_path, tmp_path / "m.parquet", MotionParams())

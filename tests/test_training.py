@@ -183,3 +183,24 @@ def test_evaluate_refuses_a_model_trained_with_other_settings(world, tmp_path):
     other = override(params, "model", mim=False)
     with pytest.raises(DataError, match="rerun the train stage"):
         evaluate_mode(other, "predcls", tmp_path / "p.parquet", tmp_path / "m.json", tmp_path / "r.csv")
+
+
+def test_text_cache_with_another_predicate_order_is_refused(tmp_path):
+    import h5py
+
+    from pipeline.constants import PREDICATES
+    from pipeline.training.text import read_text_embeddings
+
+    path = tmp_path / "text.h5"
+    with h5py.File(path, "w") as handle:
+        handle["class_embeddings"] = np.zeros((NUM_OBJECT_CLASSES, 4), np.float32)
+        handle["prompt_embeddings"] = np.zeros((NUM_PREDICATES, 4), np.float32)
+        handle["predicates"] = np.array(list(reversed(PREDICATES)), dtype=object).astype("S")
+    with pytest.raises(DataError, match="'predicates' is not in this code's order"):
+        read_text_embeddings(path)
+    with h5py.File(path, "a") as handle:
+        del handle["predicates"]
+        del handle["prompt_embeddings"]
+        handle["prompt_embeddings"] = np.zeros((NUM_PREDICATES, 5), np.float32)
+    with pytest.raises(DataError, match="prompt_embeddings has shape"):
+        read_text_embeddings(path)

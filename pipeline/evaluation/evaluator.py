@@ -23,14 +23,19 @@ Candidates, in this row order:
 * ``no``: all ``3P x 26`` cells, including the out-of-group zeros, scored
   ``objscore(subj) * objscore(obj) * p``, sorted descending (``argsort`` of the
   negated scores, row-major cell order) and cut to the top 100. With fewer
-  than 100 positive cells, zero-score cells fill the list; an out-of-group
-  zero cell of an attention row with a contacting predicate is the triplet
-  ``(person, c, object)`` and can hit ground truth.
+  than 100 positive cells (at most 3 pairs), zero-score cells fill the list.
+  They are real candidates: the attention row's zero cell for ``holding``
+  reads ``(person, holding, object)``. That duplicates the contacting row's
+  own ``holding`` cell, which ranks higher, so zero cells only add hits when
+  a pair's in-group cell is itself 0 or its labels put the person second.
 
 All candidates are then sorted by ``objscore(subj) * objscore(obj) * p``
 with ``argsort()[::-1]`` and frame recall@K counts the distinct ground-truth
 triplets hit by the first K (class, predicate and class equal, both IoUs
->= 0.5 with the +1-pixel convention; matching is not one-to-one).
+>= 0.5 with the +1-pixel convention; matching is not one-to-one). A frame
+without candidates scores 0. The reference softmaxes attention logits
+itself; here the inputs are probabilities, and everything is float64 (the
+reference mixes in float32 object scores, which can only move exact ties).
 
 Exact score ties
 ----------------
@@ -41,21 +46,23 @@ reference produces when its sorts are stable: the top-100 cut keeps equal
 scores in cell order, and the final ranking puts equal scores in *reverse*
 candidate order (the ``[::-1]`` of an ascending stable sort). Ties only
 change a result when equal-score candidates straddle a cut-off and differ in
-what they hit; for zero-score cells in ``no`` this cannot happen unless a
-pair's own in-group cell scores 0 or its labels put the person second.
+what they hit; with continuous scores and the person as subject that does
+not happen, zero cells included.
 
 How the vectorised version works
 --------------------------------
 A candidate can only hit a ground-truth triplet ``g`` if its pair has the
 classes and boxes of ``g`` in the row's orientation, and its predicate is
 ``g``'s. So instead of listing candidates and matching them, we list
-(``g``, pair, row) *matches* once (shared by all constraints), then ask per
-constraint whether the cell ``(pair, row, predicate of g)`` is a candidate and
-how many candidates of its frame rank before it. Ranks come from one
-row-wise stable sort of each frame's candidate scores (frames with equal
-candidate counts are sorted together as a dense matrix); in ``no`` the
-``52P`` out-of-group zero cells are counted arithmetically instead of being
-materialised.
+(``g``, pair, row) *matches* once (a join on frame and classes, shared by all
+constraints), then ask per constraint whether the cell ``(pair, row,
+predicate of g)`` is a candidate and where it ranks in its frame. The rank
+counts the frame's candidates with a higher score: frames with the same
+number of pairs are stacked into a dense matrix, sorted row-wise, and
+binary-searched for all queries at once; exact ties are rare and settled by
+comparing against the whole frame. In ``no`` the zero cells are not
+materialised: they all tie at the bottom, so a zero cell's rank follows from
+its cell position and the count of positive cells before it.
 """
 
 from __future__ import annotations
@@ -82,7 +89,6 @@ GROUP_SIZE = np.array([g.stop - g.start for g in ROW_GROUPS])
 ROW_OF_PREDICATE = np.repeat(np.arange(3), GROUP_SIZE)
 # The two cells of a row that the reference's ``semi`` branch tests (> 0).
 SEMI_ROW_TEST = ((0, 1), (3, 4), (9, 10))
-
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ class FrameDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, records: Sequence[FrameRecord], test_pipeline):
-        from mmcv.transforms import Compose
+        from mmengine.dataset import Compose
 
         from pipeline.detector.model import register_mmdet
 

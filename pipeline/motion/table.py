@@ -144,6 +144,13 @@ def det_pairs(detections: pl.DataFrame, link_iou: float) -> pl.DataFrame:
     )
 
 
+def _attributes_of(pairs: list[pl.DataFrame], params: MotionParams) -> pl.DataFrame:
+    table = motion_attributes(
+        pl.concat(pairs, how="vertical_relaxed"), params.window_k, params.extras.model_dump()
+    )
+    return table.cast(OUTPUT_DTYPES)
+
+
 def motion_table(
     frames: pl.DataFrame,
     objects: pl.DataFrame,
@@ -154,10 +161,7 @@ def motion_table(
     pairs = [gt_pairs(frames, objects)]
     if detections is not None:
         pairs.append(det_pairs(detections, params.det_link_iou))
-    table = motion_attributes(
-        pl.concat(pairs, how="vertical_relaxed"), params.window_k, params.extras.model_dump()
-    )
-    return table.cast(OUTPUT_DTYPES)
+    return _attributes_of(pairs, params)
 
 
 def video_chunks(videos: Sequence[str], videos_per_chunk: int) -> Iterator[list[str]]:
@@ -193,9 +197,22 @@ def write_motion_parquet(
             raise DataError(f"{path}: not found (run the index stage first: dvc repro index)")
     frames_scan = pl.scan_parquet(frames_path)
     objects_scan = pl.scan_parquet(objects_path)
+    for scan, columns, path in (
+        (frames_scan, FRAME_COLUMNS, frames_path),
+        (objects_scan, ("video", *OBJECT_COLUMNS), objects_path),
+    ):
+        missing = [c for c in columns if c not in scan.collect_schema().names()]
+        if missing:
+            raise DataError(
+                f"{path}: missing column(s) {', '.join(missing)}; rebuild it with the index stage (see docs/schemas.md)"
+            )
     videos = frames_scan.select(pl.col("video").unique()).collect()["video"].to_list()
     if detections is not None:
         videos += detections["video"].unique().to_list()
+    # Detections are already in memory (the ROI cache reader returns one
+    # table); linking them all at once is faster than per chunk because the
+    # linker steps over frame positions, which every chunk would repeat.
+    linked = None if detections is None else det_pairs(detections, params.det_link_iou)
     schema = output_schema(params)
     chunks = list(video_chunks(videos, params.videos_per_chunk))
     rows = 0
@@ -204,11 +221,13 @@ def write_motion_parquet(
         pq.ParquetWriter(tmp, schema, compression="zstd") as writer,
     ):
         for chunk in tqdm(chunks, desc="motion", unit="chunk", disable=len(chunks) < 2):
-            keep = pl.col("video").is_between(chunk[0], chunk[-1])
+            keep = pl.col("video").is_between(pl.lit(chunk[0]), pl.lit(chunk[-1]))
             frames = frames_scan.filter(keep).select(FRAME_COLUMNS).collect()
             objects = objects_scan.filter(keep).select(OBJECT_COLUMNS).collect()
-            chunk_detections = None if detections is None else detections.filter(keep)
-            table = motion_table(frames, objects, params, chunk_detections)
+            pairs = [gt_pairs(frames, objects)]
+            if linked is not None:
+                pairs.append(linked.filter(keep))
+            table = _attributes_of(pairs, params)
             writer.write_table(table.to_arrow().cast(schema))
             rows += table.height
         if not chunks:

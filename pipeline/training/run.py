@@ -205,7 +205,7 @@ def evaluate_mode(params: Params, mode: str, predictions_path: Path, metrics_pat
                 for constraint, result in results.items()
             },
         }
-    )
+    ).fill_nan(None)  # predicates absent from the test split: empty cells, not NaN
     with atomic_path(plots_path, suffix=".csv") as tmp:
         per_predicate.write_csv(tmp, float_precision=4)
     return metrics
