@@ -240,3 +240,55 @@ def test_index_file_missing_a_column_is_an_error(tmp_path):
     pl.read_parquet(objects_path).drop("video").write_parquet(objects_path)
     with pytest.raises(DataError, match="objects.parquet: missing column.s. video; rebuild it"):
         write_motion_parquet(frames_path, objects_path, tmp_path / "m.parquet", MotionParams())
+
+
+def as_detections(frames: pl.DataFrame, objects: pl.DataFrame) -> pl.DataFrame:
+    """A detection table holding exactly the index boxes: the person first, then objects by class."""
+    persons = frames.select(
+        "video", "frame", "frame_number", label=pl.lit(1, pl.Int16), score=pl.lit(0.9, pl.Float32),
+        x1="person_x1", y1="person_y1", x2="person_x2", y2="person_y2", width="width", height="height",
+    )  # fmt: skip
+    boxes = objects.join(frames.select("frame", "frame_number", "width", "height"), on="frame").select(
+        "video", "frame", "frame_number", label="object_class", score=pl.lit(0.5, pl.Float32),
+        x1="x1", y1="y1", x2="x2", y2="y2", width="width", height="height",
+    )  # fmt: skip
+    table = pl.concat([persons, boxes], how="vertical_relaxed").sort(
+        "video", "frame_number", "label"
+    )
+    return table.with_columns(
+        det_index=pl.int_range(pl.len(), dtype=pl.Int32).over("video", "frame_number")
+    )
+
+
+def test_detections_are_chunked_like_ground_truth(tmp_path):
+    frames, objects = _write_index(tmp_path, n_videos=5)
+    dets = as_detections(pl.read_parquet(frames), pl.read_parquet(objects))
+    chunked, whole = tmp_path / "chunked.parquet", tmp_path / "whole.parquet"
+    rows = write_motion_parquet(
+        frames, objects, chunked, MotionParams(videos_per_chunk=2, det_link_iou=0.1), dets
+    )
+    write_motion_parquet(
+        frames, objects, whole, MotionParams(videos_per_chunk=50, det_link_iou=0.1), dets
+    )
+    table = pl.read_parquet(chunked)
+    assert rows == 2 * 5 * 8 and table.equals(pl.read_parquet(whole))
+    # Detections equal to the ground truth, linked into one track per class: same attributes.
+    gt, det = table.filter(source="gt"), table.filter(source="det")
+    assert (
+        det.group_by("video", "object_class")
+        .agg(pl.col("track_id").n_unique())
+        .get_column("track_id")
+        .max()
+        == 1
+    )
+    attributes = [
+        "distance",
+        "velocity",
+        "persistence",
+        "direction_consistency",
+        "dx",
+        "dy",
+        "scale_change",
+    ]
+    assert det.select(attributes).equals(gt.select(attributes))
+    assert det["object_index"].to_list() != gt["object_index"].to_list()  # det_index, not the class

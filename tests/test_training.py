@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import polars as pl
 import pytest
 import torch
 
 from pipeline.ag.reader import read_index
-from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES
+from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES, PREDICATES
 from pipeline.evaluation import read_predictions
 from pipeline.features.cache import RoiCache
 from pipeline.io import DataError
@@ -22,6 +23,7 @@ from pipeline.training.matching import greedy_match
 from pipeline.training.run import evaluate_mode, open_mode, train_mode
 from pipeline.training.sources import CacheSource
 from pipeline.training.testing import SPURIOUS_LABEL, write_synthetic_caches
+from pipeline.training.text import read_text_embeddings
 
 
 def override(params: Params, section: str, **values) -> Params:
@@ -186,11 +188,6 @@ def test_evaluate_refuses_a_model_trained_with_other_settings(world, tmp_path):
 
 
 def test_text_cache_with_another_predicate_order_is_refused(tmp_path):
-    import h5py
-
-    from pipeline.constants import PREDICATES
-    from pipeline.training.text import read_text_embeddings
-
     path = tmp_path / "text.h5"
     with h5py.File(path, "w") as handle:
         handle["class_embeddings"] = np.zeros((NUM_OBJECT_CLASSES, 4), np.float32)

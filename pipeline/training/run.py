@@ -16,15 +16,15 @@ import polars as pl
 import torch
 
 from pipeline.ag.reader import read_index
-from pipeline.constants import PREDICATES, predicate_group
+from pipeline.constants import PREDICATES
 from pipeline.evaluation import (
     align_predictions,
-    build_ground_truth,
     evaluate,
     validate_predictions,
     write_predictions,
 )
-from pipeline.evaluation.ground_truth import GroundTruth
+from pipeline.evaluation.ground_truth import GroundTruth, ground_truth_for_mode
+from pipeline.evaluation.report import per_predicate
 from pipeline.features.cache import RoiCache
 from pipeline.io import DataError, atomic_path, atomic_write_json
 from pipeline.loss import RelationLoss, predicate_counts
@@ -33,7 +33,7 @@ from pipeline.params import Params
 from pipeline.training import checkpoint
 from pipeline.training.data import BoundedCache, VideoBatches
 from pipeline.training.predict import predict
-from pipeline.training.sources import CacheSource, mode_view
+from pipeline.training.sources import CacheSource
 from pipeline.training.text import read_text_embeddings
 from pipeline.training.trainer import SELECTION_METRIC, FitResult, fit, resumable
 
@@ -70,8 +70,8 @@ class ModeData:
     source: CacheSource
     cached: BoundedCache
     spec: FeatureSpec
-    frames: pl.DataFrame  # mode view of the index
-    objects: pl.DataFrame
+    index_frames: pl.DataFrame  # the unfiltered index
+    index_objects: pl.DataFrame
     relations: pl.DataFrame
 
     def batches(self, params: Params, split: str, shuffle: bool = False) -> VideoBatches:
@@ -86,7 +86,7 @@ class ModeData:
         )
 
     def ground_truth(self, split: str) -> GroundTruth:
-        return build_ground_truth(self.frames, self.objects, split=split)
+        return ground_truth_for_mode(self.index_frames, self.index_objects, split, self.mode)
 
 
 def open_mode(params: Params, mode: str) -> ModeData:
@@ -101,7 +101,6 @@ def open_mode(params: Params, mode: str) -> ModeData:
         mode, cache, index.frames, index.objects, motion, params.model.mfe_attributes,
         params.train.sgdet_match_iou, motion_path,
     )  # fmt: skip
-    frames, objects = mode_view(index.frames, index.objects, mode)
     spec = FeatureSpec(
         roi_dim=cache.feature_dim,
         union_dim=cache.feature_dim,
@@ -109,7 +108,7 @@ def open_mode(params: Params, mode: str) -> ModeData:
         prompt_embeddings=text.prompt_embeddings,
     )
     cached = BoundedCache(source, params.train.feature_cache_mb * 2**20)
-    return ModeData(mode, source, cached, spec, frames, objects, index.relations)
+    return ModeData(mode, source, cached, spec, index.frames, index.objects, index.relations)
 
 
 def build_model(params: Params, data: ModeData) -> MOSA:
@@ -195,19 +194,21 @@ def evaluate_mode(params: Params, mode: str, predictions_path: Path, metrics_pat
     results = evaluate(truth, align_predictions(validate_predictions(table, str(predictions_path)), truth), params.evaluate)
     metrics = {constraint: result.metrics() for constraint, result in results.items()}
     atomic_write_json(metrics_path, metrics)
-    per_predicate = pl.DataFrame(
-        {
-            "predicate": list(PREDICATES),
-            "group": [predicate_group(i) for i in range(len(PREDICATES))],
-            "count": results[next(iter(results))].predicate_counts,
-            **{
-                f"{constraint}_R@{VALIDATION_K}": 100 * result.predicate_recall(VALIDATION_K)
-                for constraint, result in results.items()
-            },
-        }
-    ).fill_nan(None)  # predicates absent from the test split: empty cells, not NaN
+    recall = {constraint: per_predicate(result) for constraint, result in results.items()}
+    first = next(iter(recall.values()))
+    per_predicate_table = pl.DataFrame(
+        [
+            {
+                "predicate": name,
+                "group": first[name]["group"],
+                "gt_count": first[name]["gt_count"],
+                **{f"{c}_R@{VALIDATION_K}": recall[c][name][f"R@{VALIDATION_K}"] for c in recall},
+            }
+            for name in PREDICATES
+        ]
+    )
     with atomic_path(plots_path, suffix=".csv") as tmp:
-        per_predicate.write_csv(tmp, float_precision=4)
+        per_predicate_table.write_csv(tmp, float_precision=4)
     return metrics
 
 

@@ -21,14 +21,13 @@ import numpy as np
 import polars as pl
 
 from pipeline.constants import CONTACTING, NUM_OBJECT_CLASSES, PERSON_INDEX, SPATIAL
-from pipeline.evaluation.ground_truth import drop_small_objects
+from pipeline.evaluation.ground_truth import MODES, drop_small_objects
 from pipeline.features.cache import RoiCache
 from pipeline.io import DataError
 from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES
 from pipeline.training.data import VideoPairs
 from pipeline.training.matching import greedy_match, pairwise_iou
 
-MODES = ("predcls", "sgcls", "sgdet")
 OBJECT_BOX = ["x1", "y1", "x2", "y2"]
 PERSON_BOX = ["person_x1", "person_y1", "person_x2", "person_y2"]
 
