@@ -10,6 +10,7 @@ process, and their frame recalls must agree exactly.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ def main() -> None:
     (gt, pred), gen_s = timed(lambda: random_problem(np.random.default_rng(args.seed), args.frames, args.pairs))
     print(f"{gt.num_frames} frames, {len(pred)} pairs, {gt.num_triplets} ground-truth triplets (generated in {gen_s:.1f} s)")
     settings = EvaluateParams()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall-clock times below)")
     print("fast: first call (cold) and best of 3 (warm); oracle: one run. Speed-up uses the warm time.")
     print(f"{'constraint':<11}{'fast cold s':>12}{'fast warm s':>12}{'oracle s':>10}{'speed-up':>10}{'R@20 %':>9}{'max |diff|':>12}")
     totals = np.zeros(3)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pipeline.errors import one_line_errors
+from pipeline.evaluation.cli import evaluate_command
 
 app = typer.Typer(
     name="mosa",
@@ -162,9 +163,9 @@ def train(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> Non
     typer.echo(f"{mode}: selected epoch {result.best_epoch + 1} (validation {best})")
 
 
-@app.command()
+@app.command("evaluate-model")
 @one_line_errors
-def evaluate(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
+def evaluate_model(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
     """Predict the test split with the trained head, write the predictions and AG metrics."""
     from pipeline.params import load_params
     from pipeline.training.run import evaluate_mode, output_paths
@@ -221,6 +222,9 @@ def _checked_mode(mode: str) -> str:
         raise typer.BadParameter(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     return mode
 
+
+# Defined beside the evaluator so researchers can reuse it on any codebase's predictions.
+app.command("evaluate")(evaluate_command)
 
 if __name__ == "__main__":
     app()

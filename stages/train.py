@@ -5,4 +5,4 @@ import sys
 from pipeline.cli import app
 
 if __name__ == "__main__":
-    app(["train", *sys.argv[1:]])
+    app(["train", *sys.argv[1:]], prog_name="mosa")

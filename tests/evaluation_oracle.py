@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.constants import ATTENTION, CONTACTING, NUM_PREDICATES, SPATIAL
+from pipeline.constants import (
+    ATTENTION,
+    CONTACTING,
+    NUM_OBJECT_CLASSES,
+    NUM_PREDICATES,
+    PERSON_INDEX,
+    SPATIAL,
+)
 from pipeline.evaluation.ground_truth import GroundTruth
 from pipeline.evaluation.predictions import AlignedPredictions
 from pipeline.params import EvaluateParams
@@ -124,10 +131,10 @@ def random_problem(
 
     Each pair copies a ground-truth object with jittered boxes (so IoUs land
     on both sides of 0.5) and mostly right labels, several pairs may copy the
-    same object, and ``swap_fraction`` of them put the person second. ``tie_prone`` rounds probabilities to one decimal
-    and zeroes whole groups, so exact score ties and zero cells are common.
+    same object, and ``swap_fraction`` of them put the person second.
+    ``tie_prone`` rounds probabilities to one decimal and zeroes whole
+    groups, so exact score ties and zero cells are common.
     """
-    from pipeline.constants import NUM_OBJECT_CLASSES, PERSON_INDEX
 
     def boxes(n: int) -> np.ndarray:
         xy = rng.uniform(0, 400, (n, 2))

@@ -98,3 +98,24 @@ def test_person_label_is_not_required_to_be_first(app, ag_root, tmp_path):
     write_predictions(table_of(rows), path)
     result = invoke(app, "--ag-root", ag_root, "--predictions", path, "--mode", "predcls", "--constraint", "with")
     assert result.exit_code == 0, result.output
+
+
+def test_val_split_is_carved_from_train_like_the_index(tmp_path):
+    from ag_fixtures import video
+
+    from pipeline.ag.reader import assign_val_split, load_action_genome
+    from pipeline.evaluation.run import load_ground_truth
+    from pipeline.params import DatasetParams
+
+    person_bbox, object_bbox = {}, {}
+    for name in ("v1", "v2", "v3", "v4"):
+        p, o = video(name, (1, 2, 3), split="train")
+        person_bbox.update(p)
+        object_bbox.update(o)
+    root = write_root(tmp_path / "ag", person_bbox, object_bbox, frames=False)
+    dataset = DatasetParams(val_fraction=0.5, split_seed=3)
+    index = assign_val_split(load_action_genome(root), dataset.val_fraction, dataset.split_seed)
+    for split in ("train", "val"):
+        expected = sorted(index.frames.filter(index.frames["split"] == split)["frame"].to_list())
+        assert list(load_ground_truth(root, split, "predcls", dataset).frames) == expected
+        assert len(expected) == 6

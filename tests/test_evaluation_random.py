@@ -19,7 +19,7 @@ SETTINGS = {
 @pytest.mark.parametrize("name", list(SETTINGS))
 def test_fast_evaluator_equals_oracle(tie_prone, name):
     settings = SETTINGS[name]
-    gt, pred = random_problem(np.random.default_rng(2024 + tie_prone), 1500, tie_prone=tie_prone)
+    gt, pred = random_problem(np.random.default_rng(2024 + tie_prone), 2000, tie_prone=tie_prone)
     ks = (1, 5, 10, 20, 50, 100)
     fast = evaluate(gt, pred, settings, ks=ks)
     for constraint, result in fast.items():

@@ -196,10 +196,10 @@ def test_object_without_frame_row_is_an_error():
         motion_table(frames.head(1), objects, MotionParams())
 
 
-def _write_index(tmp_path, n_videos: int):
+def _write_index(tmp_path, n_videos: int, speed: int = 7):
     frames, objects = [], []
     for v in range(n_videos):
-        rows = [(n, PERSON, box_at(100 + 7 * n * (v + 1), 50 + 3 * n)) for n in range(1, 6)]
+        rows = [(n, PERSON, box_at(100 + speed * n * (v + 1), 50 + 3 * n)) for n in range(1, 6)]
         f, o = index_tables({5: rows, 8: rows[::2]}, video=f"vid{v}.mp4")
         frames.append(f)
         objects.append(o)
@@ -261,7 +261,7 @@ def as_detections(frames: pl.DataFrame, objects: pl.DataFrame) -> pl.DataFrame:
 
 
 def test_detections_are_chunked_like_ground_truth(tmp_path):
-    frames, objects = _write_index(tmp_path, n_videos=5)
+    frames, objects = _write_index(tmp_path, n_videos=5, speed=1)  # slow enough to link at IoU 0.1
     dets = as_detections(pl.read_parquet(frames), pl.read_parquet(objects))
     chunked, whole = tmp_path / "chunked.parquet", tmp_path / "whole.parquet"
     rows = write_motion_parquet(

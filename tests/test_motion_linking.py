@@ -186,3 +186,9 @@ def test_motion_table_holds_gt_and_det_rows():
 def test_detection_table_missing_a_column_is_an_error():
     with pytest.raises(DataError, match="detection table: missing column.*score"):
         det_pairs(detections([("v.mp4", 1, 0, 1, 0.9, (0.0, 0.0, 1.0, 1.0))]).drop("score"), 0.3)
+
+
+def test_frames_with_only_a_person_give_no_det_rows():
+    dets = detections([("v.mp4", n, 0, 1, 0.9, (0.0, 0.0, 50.0, 100.0)) for n in (1, 2)])
+    assert det_pairs(dets, link_iou=0.3).height == 0
+    assert link_tracks(dets.clear(), 0.3).columns[-1] == "track_id"

@@ -8,6 +8,7 @@ import string
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES, OBJECT_INDEX, PREDICATE_INDEX
 from pipeline.io import DataError
@@ -115,25 +116,74 @@ def minilm_unit(encoder, text: str) -> np.ndarray:
 # ---- CLIP (tiny random model in Hugging Face format) -------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_clip_dir(tmp_path_factory):
-    """A randomly initialised 1-layer CLIP text tower with a character-level BPE vocabulary."""
-    torch = pytest.importorskip("torch")
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
+TINY_TEXT = dict(
+    hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+    max_position_embeddings=64, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+)  # fmt: skip
 
-    folder = tmp_path_factory.mktemp("tiny_clip")
+
+def write_tiny_clip(folder, full: bool):
+    """A randomly initialised 1-layer CLIP with a character-level BPE vocabulary, in Hugging Face format.
+
+    ``full``: a whole CLIPModel (like a copy of openai/clip-vit-base-patch32);
+    otherwise only the text tower with its projection.
+    """
+    from transformers import (
+        CLIPConfig,
+        CLIPModel,
+        CLIPTextConfig,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
+
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for suffix in ("", "</w>"):
         for char in string.ascii_lowercase:
             vocab[char + suffix] = len(vocab)
     CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
-    config = CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=64, projection_dim=8, bos_token_id=0, eos_token_id=1, pad_token_id=1,
-    )  # fmt: skip
     torch.manual_seed(0)
-    CLIPTextModelWithProjection(config).save_pretrained(folder)
+    if full:
+        vision = dict(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=16,
+        )
+        config = CLIPConfig(
+            text_config=dict(vocab_size=len(vocab), **TINY_TEXT),
+            vision_config=vision,
+            projection_dim=8,
+        )
+        model = CLIPModel(config)
+    else:
+        model = CLIPTextModelWithProjection(
+            CLIPTextConfig(vocab_size=len(vocab), projection_dim=8, **TINY_TEXT)
+        )
+    model.save_pretrained(folder)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=["text_tower", "full_clip"])
+def tiny_clip_dir(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(request.param)
+    write_tiny_clip(folder, full=request.param == "full_clip")
     return folder
+
+
+def test_full_clip_checkpoint_gives_clip_text_features(tmp_path):
+    from transformers import CLIPTokenizer
+
+    model = write_tiny_clip(tmp_path, full=True)
+    texts = ["a photo of a person holding a cup", "a photo"]
+    tokens = CLIPTokenizer.from_pretrained(tmp_path)(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        features = model.get_text_features(**tokens)
+    expected = getattr(features, "pooler_output", features).numpy()
+    encoder = build_encoder(TextParams(encoder="clip", clip_weights=str(tmp_path)))
+    assert encoder.dim == 8
+    np.testing.assert_allclose(encoder.encode(texts), expected, atol=1e-6)
 
 
 def test_clip_encoder_from_a_local_folder(tiny_clip_dir, tmp_path):
@@ -178,5 +228,6 @@ def test_clip_without_weights_is_a_one_line_error(tmp_path):
     with pytest.raises(DataError, match=f"text.clip_weights = {tmp_path}: no config.json there"):
         build_encoder(TextParams(encoder="clip", clip_weights=str(tmp_path)))
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "clip_text_model"}))
-    with pytest.raises(DataError, match="cannot load a CLIP text model"):
+    with pytest.raises(DataError, match="cannot load a CLIP text model") as err:
         build_encoder(TextParams(encoder="clip", clip_weights=str(tmp_path)))
+    assert "\n" not in str(err.value)

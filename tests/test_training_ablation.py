@@ -15,6 +15,7 @@ from pipeline.training.ablation import (
     CORE_VARIANTS,
     GRIDS,
     ablation_table,
+    apply_overrides,
     collect_results,
     queue_commands,
     render_markdown,
@@ -70,20 +71,13 @@ def test_queue_commands_cover_every_variant_and_seed():
 @pytest.mark.parametrize("variant", GRIDS["all"], ids=lambda v: v.name)
 def test_every_override_names_a_real_params_key(variant):
     """Each -S override must parse against the params schema (a typo would fail every experiment)."""
-    data: dict = {}
-    for override in variant.overrides:
-        key, value = override.split("=", 1)
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        if value.startswith("["):
-            node[leaf] = value.strip("[]").split(",")
-        elif value in ("true", "false"):
-            node[leaf] = value == "true"
-        else:
-            node[leaf] = value
-    parse_params(data)
+    parsed = parse_params(apply_overrides({}, variant.overrides))
+    assert parsed != parse_params({}) or variant.name == "full"
+
+
+def test_overrides_parse_values_like_dvc():
+    settings = apply_overrides({"model": {"mim": True, "d_model": 8}}, ["model.mim=false", "model.loss.gamma=0", "train.modes=[predcls,sgdet]"])
+    assert settings == {"model": {"mim": False, "d_model": 8, "loss": {"gamma": 0}}, "train": {"modes": ["predcls", "sgdet"]}}
 
 
 def test_table_averages_seeds_per_variant_in_grid_order():

@@ -33,6 +33,7 @@ from pipeline.evaluation.predictions import (
     write_predictions,
 )
 from pipeline.evaluation.report import format_table, per_predicate_records, results_json
+from pipeline.evaluation.run import evaluate_predictions_file, load_ground_truth
 
 __all__ = [
     "CONSTRAINTS",
@@ -47,8 +48,10 @@ __all__ = [
     "build_ground_truth",
     "drop_small_objects",
     "evaluate",
+    "evaluate_predictions_file",
     "format_table",
     "ground_truth_for_mode",
+    "load_ground_truth",
     "per_predicate_records",
     "pairwise_iou",
     "predictions_table",

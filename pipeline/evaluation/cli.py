@@ -17,7 +17,7 @@ def evaluate_command(
     ag_root: Annotated[Path, typer.Option("--ag-root", help="Action Genome root; only annotations/ is read.")],
     predictions: Annotated[Path, typer.Option("--predictions", help="Predictions Parquet file (docs/predictions_format.md).")],
     mode: Annotated[str, typer.Option("--mode", help="predcls, sgcls or sgdet (sgcls/sgdet drop small ground-truth boxes).")],
-    split: Annotated[str, typer.Option("--split", help="test, val (carved from train as in params) or train.")] = "test",
+    split: Annotated[str, typer.Option("--split", help="test, val or train (val carved from train as in params).")] = "test",
     constraint: Annotated[str, typer.Option("--constraint", help="with, semi, no or all.")] = "all",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results (percent) as JSON here.")] = None,
     per_predicate: Annotated[bool, typer.Option("--per-predicate", help="Also print recall per predicate.")] = False,

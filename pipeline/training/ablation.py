@@ -9,6 +9,7 @@ too for ``motion.*``/``text.*`` variants). ``mosa ablation-table`` reads
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import yaml
 
 from pipeline.io import DataError, atomic_write_text
 
@@ -58,6 +60,22 @@ EXTENDED_VARIANTS: tuple[Variant, ...] = (
 )
 GRIDS: dict[str, tuple[Variant, ...]] = {"core": CORE_VARIANTS, "all": CORE_VARIANTS + EXTENDED_VARIANTS}
 EXPERIMENT_NAME = re.compile(r"^(?P<variant>.+)-s(?P<seed>\d+)$")
+
+
+def apply_overrides(settings: dict, overrides: Sequence[str]) -> dict:
+    """``settings`` (a params.yaml mapping) with ``key.path=value`` overrides applied, as ``dvc exp run -S`` would.
+
+    Values are parsed as YAML (``false``, ``0``, ``[a,b]``), like DVC does.
+    """
+    out = copy.deepcopy(settings)
+    for override in overrides:
+        key, _, value = override.partition("=")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
 
 
 def queue_commands(

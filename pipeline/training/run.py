@@ -85,6 +85,12 @@ class ModeData:
             seed=params.train.seed,
         )
 
+    def __enter__(self) -> ModeData:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.source.cache.close()
+
     def ground_truth(self, split: str) -> GroundTruth:
         return ground_truth_for_mode(self.index_frames, self.index_objects, split, self.mode)
 
@@ -135,39 +141,39 @@ def run_settings(params: Params, mode: str) -> dict:
 
 
 def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitResult:
-    data = open_mode(params, mode)
-    if not data.source.videos("val"):
-        raise DataError(
-            f"{params.dataset.index_dir}: the val split is empty; model selection needs it "
-            "(raise dataset.val_fraction)"
-        )
-    model = build_model(params, data)
-    train_videos = data.source.videos("train")
-    if model.mfe is not None:
-        mean, std = data.source.motion_statistics(train_videos)
-        model.mfe.set_normalization(torch.as_tensor(mean), torch.as_tensor(std))
-    counts = predicate_counts(data.relations) if params.model.loss.category_weighted else None
-    loss_fn = RelationLoss(params.model.loss, counts)
-    out_dir = Path(params.train.out_dir) / mode
-    inputs = [Path(params.dataset.index_dir), Path(params.extract.out_dir), Path(params.motion.out_path), Path(params.text.out_path)]
-    settings = run_settings(params, mode)
-    run_fingerprint = checkpoint.fingerprint(settings, inputs)
-    live = None
-    if live_dir is not None:
-        from dvclive import Live
+    with open_mode(params, mode) as data:
+        if not data.source.videos("val"):
+            raise DataError(
+                f"{params.dataset.index_dir}: the val split is empty; model selection needs it "
+                "(raise dataset.val_fraction)"
+            )
+        model = build_model(params, data)
+        train_videos = data.source.videos("train")
+        if model.mfe is not None:
+            mean, std = data.source.motion_statistics(train_videos)
+            model.mfe.set_normalization(torch.as_tensor(mean), torch.as_tensor(std))
+        counts = predicate_counts(data.relations) if params.model.loss.category_weighted else None
+        loss_fn = RelationLoss(params.model.loss, counts)
+        out_dir = Path(params.train.out_dir) / mode
+        inputs = [Path(params.dataset.index_dir), Path(params.extract.out_dir), Path(params.motion.out_path), Path(params.text.out_path)]
+        settings = run_settings(params, mode)
+        run_fingerprint = checkpoint.fingerprint(settings, inputs)
+        live = None
+        if live_dir is not None:
+            from dvclive import Live
 
-        # dvcyaml=False: the metrics and plots are declared in the project's dvc.yaml.
-        resume = resumable(out_dir, run_fingerprint)
-        live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=False)
-    try:
-        return fit(
-            model, loss_fn, params.train,
-            data.batches(params, "train", shuffle=True), data.batches(params, "val"),
-            make_validator(data, params), mode, out_dir, run_fingerprint, settings, live,
-        )  # fmt: skip
-    finally:
-        if live is not None:
-            live.end()
+            # dvcyaml=False: the metrics and plots are declared in the project's dvc.yaml.
+            resume = resumable(out_dir, run_fingerprint)
+            live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=False)
+        try:
+            return fit(
+                model, loss_fn, params.train,
+                data.batches(params, "train", shuffle=True), data.batches(params, "val"),
+                make_validator(data, params), mode, out_dir, run_fingerprint, settings, live,
+            )  # fmt: skip
+        finally:
+            if live is not None:
+                live.end()
 
 
 def load_trained(params: Params, data: ModeData) -> MOSA:
@@ -186,11 +192,11 @@ def evaluate_mode(params: Params, mode: str, predictions_path: Path, metrics_pat
     ``metrics_path`` gets ``{constraint: {"R@K": ..., "mR@K": ...}}`` (percent);
     ``plots_path`` a CSV of per-predicate recall@20 for each constraint.
     """
-    data = open_mode(params, mode)
-    model = load_trained(params, data)
-    table = predict(model, data.batches(params, "test"), mode)
+    with open_mode(params, mode) as data:
+        model = load_trained(params, data)
+        table = predict(model, data.batches(params, "test"), mode)
+        truth = data.ground_truth("test")
     write_predictions(table, predictions_path)
-    truth = data.ground_truth("test")
     results = evaluate(truth, align_predictions(validate_predictions(table, str(predictions_path)), truth), params.evaluate)
     metrics = {constraint: result.metrics() for constraint, result in results.items()}
     atomic_write_json(metrics_path, metrics)

@@ -132,7 +132,7 @@ class CacheSource:
         frames = frames.filter(~pl.col("frame").is_in(missing))
         kept_cache_frames = np.array([cache_frame_of[f] for f in frames["frame"]], dtype=np.int64)
         if self.mode == "sgdet":
-            pairs = self._detection_pairs(arrays, kept_cache_frames, frames)
+            pairs = self._detection_pairs(arrays, kept_cache_frames)
         else:
             pairs = self._ground_truth_pairs(arrays, kept_cache_frames)
         return self._finish(video, arrays, frames, kept_cache_frames, pairs)
@@ -147,7 +147,6 @@ class CacheSource:
         ones = np.ones(len(frame))
         return {
             "cache_frame": frame,
-            "pair_row": np.nonzero(keep)[0],
             "subject_box": arrays["gt_boxes"][person_row],
             "object_box": arrays["gt_boxes"][object_row],
             "subject_roi": arrays["gt_features"][person_row],
@@ -159,9 +158,7 @@ class CacheSource:
             "object_score": ones,
         }
 
-    def _detection_pairs(
-        self, arrays: dict[str, np.ndarray], kept_frames: np.ndarray, frames: pl.DataFrame
-    ) -> dict[str, np.ndarray]:
+    def _detection_pairs(self, arrays: dict[str, np.ndarray], kept_frames: np.ndarray) -> dict[str, np.ndarray]:
         offsets = arrays["det_offsets"]
         labels, scores = arrays["det_labels"].astype(np.int64), arrays["det_scores"].astype(np.float64)
         person_row, object_row = arrays["det_pairs"][:, 0].astype(np.int64), arrays["det_pairs"][:, 1].astype(np.int64)
@@ -171,7 +168,6 @@ class CacheSource:
         person_row, object_row, frame = person_row[keep], object_row[keep], frame[keep]
         return {
             "cache_frame": frame,
-            "pair_row": np.nonzero(keep)[0],
             "subject_box": arrays["det_boxes"][person_row],
             "object_box": arrays["det_boxes"][object_row],
             "subject_roi": arrays["det_features"][person_row],
