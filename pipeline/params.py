@@ -120,7 +120,7 @@ class MotionParams(Section):
     extras: MotionAttributes = MotionAttributes()
     # > 0 so that boxes that do not overlap are never linked into one track
     det_link_iou: float = Field(0.3, gt=0.0, le=1.0)
-    videos_per_chunk: int = Field(500, ge=1)
+    videos_per_chunk: int = Field(2000, ge=1)
 
 
 def _template_fields(template: str) -> set[str]:

@@ -3,9 +3,16 @@ import pickle
 import numpy as np
 import polars as pl
 import pytest
-
 from ag_fixtures import obj, person, video, write_root
-from pipeline.ag.reader import assign_val_split, build_index, load_action_genome, read_index, summarize, write_index
+
+from pipeline.ag.reader import (
+    assign_val_split,
+    build_index,
+    load_action_genome,
+    read_index,
+    summarize,
+    write_index,
+)
 from pipeline.constants import OBJECT_INDEX, PREDICATE_INDEX
 from pipeline.io import DataError
 

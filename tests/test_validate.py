@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from ag_fixtures import obj, person, video, write_root
 from typer.testing import CliRunner
 
-from ag_fixtures import obj, person, video, write_root
 from pipeline.ag.validate import ERROR, WARNING, validate_root
 from pipeline.cli import app
 

@@ -44,7 +44,7 @@ def test_sigkill_during_synthesis_leaves_no_dataset_and_rerun_is_identical(tmp_p
     out = tmp_path / "ag"
     code = (
         "import sys; from pipeline.ag.synth import write_synthetic_ag; from pipeline.params import SynthParams; "
-        f"write_synthetic_ag(sys.argv[1], SynthParams(videos=40, seed=3, max_frames=6), progress=False)"
+        "write_synthetic_ag(sys.argv[1], SynthParams(videos=40, seed=3, max_frames=6), progress=False)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(out)], cwd=REPO)
     staging = tmp_path / ".ag.partial" / "frames"
