@@ -35,9 +35,16 @@ class ActionSemanticMatching(nn.Module):
         self.proj = nn.Linear(d_model, prompts.shape[-1])
         self.log_tau = nn.Parameter(torch.tensor(math.log(tau_init)))
 
+    def embed(self, relation: Tensor) -> Tensor:
+        """[N, d] relation features -> [N, D] unit vectors in the text space (what relation search indexes)."""
+        return F.normalize(self.proj(relation), dim=-1)
+
     def forward(self, relation: Tensor, object_label: Tensor) -> Tensor:
         """[N, d] relation features and [N] object classes -> [N, P] similarity logits."""
-        query = F.normalize(self.proj(relation), dim=-1)
-        prompts = self.prompts[object_label] if self.per_object else self.prompts[0].expand(relation.shape[0], -1, -1)
+        return self.similarity(self.embed(relation), object_label)
+
+    def similarity(self, query: Tensor, object_label: Tensor) -> Tensor:
+        """[N, D] embeddings (from :meth:`embed`) and [N] object classes -> [N, P] logits s_p."""
+        prompts = self.prompts[object_label] if self.per_object else self.prompts[0].expand(query.shape[0], -1, -1)
         scale = torch.exp(-self.log_tau).clamp(max=MAX_LOGIT_SCALE)
         return scale * torch.einsum("nd,npd->np", query, prompts)

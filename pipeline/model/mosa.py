@@ -41,6 +41,7 @@ class RelationOutput:
     asm_logits: dict[str, Tensor] | None  # group -> [N, size], ASM alone (alignment loss)
     object_logits: Tensor | None  # [N, C] (SGCls/SGDet)
     object_label: Tensor  # [N] label used for tokens and ASM
+    relation_embedding: Tensor | None = None  # [N, D] ASM's unit projection into the text space (relation search)
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,13 @@ class MOSA(nn.Module):
             relation = self.temporal(relation, batch.window_pairs, batch.window_position)
 
         logits = self.heads(relation)
-        asm_logits = None
+        asm_logits = embedding = None
         if self.asm is not None:
-            similarity = self.asm(relation, object_label)
+            embedding = self.asm.embed(relation)
+            similarity = self.asm.similarity(embedding, object_label)
             asm_logits = {group: similarity[:, span] for group, span in GROUPS.items()}
             logits = {group: logits[group] + self.params.asm_lambda * asm_logits[group] for group in logits}
-        return RelationOutput(logits, asm_logits, object_logits, object_label)
+        return RelationOutput(logits, asm_logits, object_logits, object_label, embedding)
 
     def _object_labels(self, batch: RelationBatch) -> tuple[Tensor | None, Tensor]:
         if self.object_classifier is None:
