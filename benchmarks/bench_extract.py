@@ -27,7 +27,12 @@ import torch
 from pipeline.detector.model import load_detector
 from pipeline.detector.train import default_checkpoint
 from pipeline.features.cache import RoiCache
-from pipeline.features.extract import FrameDataset, FrameExtractor, extract_cache, load_frame_records
+from pipeline.features.extract import (
+    FrameDataset,
+    FrameExtractor,
+    extract_cache,
+    load_frame_records,
+)
 from pipeline.features.testing import write_random_checkpoint, write_tiny_dataset
 from pipeline.params import Params, load_params
 
@@ -62,7 +67,11 @@ def bare_forward_seconds(detector, decoded: list[dict], batch_frames: int) -> fl
     started = time.perf_counter()
     for batch in batches(decoded, batch_frames):
         data = model.data_preprocessor(
-            {"inputs": [b["inputs"] for b in batch], "data_samples": [b["data_samples"] for b in batch]}, False
+            {
+                "inputs": [b["inputs"] for b in batch],
+                "data_samples": [b["data_samples"] for b in batch],
+            },
+            False,
         )
         model.predict(data["inputs"], data["data_samples"])
     return time.perf_counter() - started
@@ -87,7 +96,9 @@ def cache_epoch_seconds(roi_dir: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--frames", type=int, default=160, help="frames to time (whole videos)")
     args = parser.parse_args()
@@ -98,26 +109,36 @@ def main() -> None:
     if not (index_dir / "frames.parquet").is_file():
         index_dir, root = work / "index", work / "ag"
         write_tiny_dataset(root, index_dir, videos=20, frames_per_video=8, size=(256, 192))
-        print(f"data: generated {20 * 8} frames of 256x192 (no index at {params.dataset.index_dir})")
+        print(
+            f"data: generated {20 * 8} frames of 256x192 (no index at {params.dataset.index_dir})"
+        )
     else:
         print(f"data: {index_dir} / {root}")
     checkpoint = default_checkpoint(params.detector)
     if not checkpoint.is_file():
         checkpoint = write_random_checkpoint(params.detector.config, work / "random.pth")
-        print("weights: random (no trained checkpoint found; detection counts are not representative)")
+        print(
+            "weights: random (no trained checkpoint found; detection counts are not representative)"
+        )
     else:
         print(f"weights: {checkpoint}")
     detector = load_detector(params.detector.config, checkpoint)
     records_by_video = first_frames(load_frame_records(index_dir, root), args.frames)
     records = [r for frames in records_by_video.values() for r in frames]
     frames = len(records)
-    print(f"frames: {frames} in {len(records_by_video)} videos, torch threads: {torch.get_num_threads()}, "
-          f"decode workers: {params.extract.decode_workers}, batch: {params.extract.batch_frames}")
+    print(
+        f"frames: {frames} in {len(records_by_video)} videos, torch threads: {torch.get_num_threads()}, "
+        f"decode workers: {params.extract.decode_workers}, batch: {params.extract.batch_frames}"
+    )
 
     decoded = decode_all(records, detector)
-    bare_forward_seconds(detector, decoded[: params.extract.batch_frames], params.extract.batch_frames)  # warm-up
+    bare_forward_seconds(
+        detector, decoded[: params.extract.batch_frames], params.extract.batch_frames
+    )  # warm-up
     bare = bare_forward_seconds(detector, decoded, params.extract.batch_frames)
-    extract_params = params.extract.model_copy(update={"out_dir": str(work / "roi"), "metrics_path": str(work / "m.json")})
+    extract_params = params.extract.model_copy(
+        update={"out_dir": str(work / "roi"), "metrics_path": str(work / "m.json")}
+    )
     started = time.perf_counter()
     report = extract_cache(detector, records_by_video, extract_params, params.detector.postprocess)
     stage = time.perf_counter() - started
@@ -129,14 +150,20 @@ def main() -> None:
     live = live_epoch_seconds(detector, records, params)
     cached = cache_epoch_seconds(work / "roi")
     print("\n2. 'extract once' payoff (one epoch of features)")
-    print(f"   live detector: {live:8.3f} s   cache read: {cached:8.3f} s   ratio: {live / cached:,.0f}x")
+    print(
+        f"   live detector: {live:8.3f} s   cache read: {cached:8.3f} s   ratio: {live / cached:,.0f}x"
+    )
 
     per_frame = stage / frames
     mb_per_1000 = 1000 * report.cache_bytes / 1e6 / frames
     print("\n3. cost at Action Genome scale (this detector, this machine)")
-    print(f"   per frame: {1000 * per_frame:.1f} ms -> {AG_FRAMES:,} frames: {AG_FRAMES * per_frame / 3600:.1f} h")
-    print(f"   cache: {mb_per_1000:.2f} MB / 1000 frames -> {AG_FRAMES * mb_per_1000 / 1e6:.2f} GB "
-          f"(feature dim {detector.feature_dim}; scales linearly with it, e.g. x4 for a 1024-d R101 box head)")
+    print(
+        f"   per frame: {1000 * per_frame:.1f} ms -> {AG_FRAMES:,} frames: {AG_FRAMES * per_frame / 3600:.1f} h"
+    )
+    print(
+        f"   cache: {mb_per_1000:.2f} MB / 1000 frames -> {AG_FRAMES * mb_per_1000 / 1e6:.2f} GB "
+        f"(feature dim {detector.feature_dim}; scales linearly with it, e.g. x4 for a 1024-d R101 box head)"
+    )
 
 
 if __name__ == "__main__":

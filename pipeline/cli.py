@@ -226,5 +226,97 @@ def _checked_mode(mode: str) -> str:
 # Defined beside the evaluator so researchers can reuse it on any codebase's predictions.
 app.command("evaluate")(evaluate_command)
 
+@app.command()
+@one_line_errors
+def search(
+    query: Annotated[str | None, typer.Argument(help="Free text, e.g. 'person drinking from a cup'.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Number of hits.")] = 10,
+    like: Annotated[str | None, typer.Option(help="Query by example: FRAME_KEY:OBJECT_CLASS of an indexed test pair.")] = None,
+    sheet: Annotated[Path | None, typer.Option(help="Also draw the hits as a contact sheet PNG here.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Find test-split relations by text or by example in the faiss index of ASM relation embeddings."""
+    from pipeline.params import load_params
+    from pipeline.search import read_relation_index, search_like, search_text
+
+    if (query is None) == (like is None):
+        raise typer.BadParameter("give either a text query or --like FRAME_KEY:OBJECT_CLASS")
+    settings = load_params(params)
+    index = read_relation_index(settings.search.out_dir, settings.search.nprobe)
+    hits = search_text(index, query, k, settings.text) if like is None else search_like(index, like, k)
+    typer.echo(f"{'rank':>4}  score  frame  object  predicted triplets (with constraint)")
+    for hit in hits:
+        typer.echo(hit.line())
+    if sheet is not None:
+        from pipeline.viz.frames import save_png
+        from pipeline.viz.show import hits_sheet
+
+        save_png(hits_sheet(settings.dataset.root, hits, index.table), sheet)
+        typer.echo(f"contact sheet: {sheet}")
+
+
+@app.command()
+@one_line_errors
+def show(
+    key: Annotated[str, typer.Argument(help="A frame key (001YG.mp4/000089.png) or a video (001YG.mp4).")],
+    out: Annotated[Path | None, typer.Option(help="PNG to write (default: show_<key>.png).")] = None,
+    mode: Annotated[str, typer.Option(help="Whose test predictions to draw.")] = "predcls",
+    predictions: Annotated[Path | None, typer.Option(help="Predictions Parquet instead of the mode's evaluate output.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Draw a frame (boxes, predicted vs annotated triplets) or a video's predicate timeline as a PNG."""
+    from pipeline.params import load_params
+    from pipeline.viz.frames import save_png
+    from pipeline.viz.show import is_video_key, read_mode_predictions, show_frame, show_video
+
+    settings = load_params(params)
+    table = read_mode_predictions(_checked_mode(mode), predictions)
+    draw = show_video if is_video_key(key) else show_frame
+    out = out or Path("show_" + key.strip("/").replace("/", "_").replace(".mp4", "").removesuffix(".png") + ".png")
+    typer.echo(f"wrote {save_png(draw(settings, key.strip('/'), table), out)}")
+
+
+@app.command()
+@one_line_errors
+def predict(
+    source: Annotated[Path, typer.Argument(help="A folder of frames (PNG/JPEG) or a video file.")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: predict/<video>).")] = None,
+    every: Annotated[int, typer.Option(min=1, help="Keep every N-th frame of a video (AG samples sparse frames).")] = 1,
+    overlays: Annotated[bool, typer.Option(help="Also write an overlay PNG per frame.")] = True,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Scene graphs for new footage: detector, features, motion and the trained SGDet head."""
+    from pipeline.params import load_params
+    from pipeline.predict import footage_video_name, predict_footage, summary_counts
+
+    out = out or Path("predict") / footage_video_name(source).removesuffix(".mp4")
+    summary = predict_footage(source, out, load_params(params), every=every, overlays=overlays)
+    typer.echo(f"{summary.video}: {summary.frames} frames, {summary.pairs} person-object pairs")
+    typer.echo(f"graphs: {summary.graphs_dir}/  overlays: {summary.overlays_dir if overlays else '-'}")
+    common = list(summary_counts(summary.graphs_dir).items())[:8]
+    typer.echo("most frequent predicted predicates: " + ", ".join(f"{name} {count}" for name, count in common))
+
+
+@app.command()
+@one_line_errors
+def report(
+    screenshot: Annotated[Path | None, typer.Option(help="Also open it in headless Chromium and save a screenshot.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Write the static HTML report (metrics, long tail, curves, ablations, search, best/worst frames)."""
+    from pipeline.params import load_params
+    from pipeline.report import run_report_stage
+
+    path = run_report_stage(load_params(params))
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
+    if screenshot is not None:
+        from pipeline.report.browser import render_page
+
+        rendered = render_page(path, screenshot)
+        typer.echo(f"screenshot: {rendered.screenshot}; console messages: {len(rendered.console)}")
+        for message in rendered.console:
+            typer.echo(f"  console: {message}")
+
+
 if __name__ == "__main__":
     app()

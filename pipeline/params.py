@@ -236,6 +236,35 @@ class EvaluateParams(Section):
         return value
 
 
+Mode = Literal["predcls", "sgcls", "sgdet"]
+
+
+class SearchParams(Section):
+    """Relation search index (stage ``search_index``); index types in pipeline/search/index.py."""
+
+    mode: Mode = "predcls"
+    out_dir: str = "models/search"
+    metrics_path: str = "metrics/search.json"
+    index_type: Literal["auto", "flat", "ivf", "ivfpq"] = "auto"
+    flat_max_vectors: int = Field(200_000, ge=0)
+    ivfpq_min_vectors: int = Field(2_000_000, ge=1)
+    nlist: int = Field(0, ge=0)
+    nprobe: int = Field(16, ge=1)
+    pq_bytes: int = Field(48, ge=1)
+    seed: int = 0
+    precision_k: int = Field(10, ge=1)
+
+
+class ReportParams(Section):
+    """Static HTML report (stage ``report``)."""
+
+    out_path: str = "reports/report.html"
+    gallery_mode: Mode = "predcls"
+    gallery_frames: int = Field(3, ge=0)
+    gallery_k: int = Field(20, ge=1)
+    ablation_dir: str = "reports"
+
+
 class Params(Section):
     seed: int = 0
     synth: SynthParams = SynthParams()
@@ -247,6 +276,8 @@ class Params(Section):
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    search: SearchParams = SearchParams()
+    report: ReportParams = ReportParams()
 
 
 class ParamsError(ValueError):

@@ -22,14 +22,18 @@ def tiny(tmp_path_factory):
     return config, checkpoint
 
 
+def touch_file(path: str) -> None:
+    pathlib.Path(path).touch()
+
+
 class TouchOnUnpickle:
-    """A pickle payload: unpickling it would create a file."""
+    """A pickle payload: unpickling it would call ``touch_file`` and create a file."""
 
     def __init__(self, path: pathlib.Path):
         self.path = path
 
     def __reduce__(self):
-        return (pathlib.Path.touch, (self.path,))
+        return (touch_file, (str(self.path),))
 
 
 def test_default_config_maps_labels_to_ag_order():
@@ -38,7 +42,9 @@ def test_default_config_maps_labels_to_ag_order():
 
 
 def test_label_map_follows_metainfo_names(tmp_path):
-    cfg = load_config(write_tiny_config(tmp_path / "c.py", class_names=("table", "person", "closetcabinet")))
+    cfg = load_config(
+        write_tiny_config(tmp_path / "c.py", class_names=("table", "person", "closetcabinet"))
+    )
     assert ag_label_map(cfg).tolist() == [32, 1, 9]  # raw AG spellings are accepted
 
 
@@ -60,7 +66,12 @@ def test_checkpoint_round_trip_gives_identical_outputs(tiny):
 
 def test_class_count_mismatch_names_both_counts(tmp_path, tiny):
     config, _ = tiny
-    other = write_random_checkpoint(write_tiny_config(tmp_path / "five.py", class_names=("person", "bag", "bed", "book", "box")), tmp_path / "five.pth")
+    other = write_random_checkpoint(
+        write_tiny_config(
+            tmp_path / "five.py", class_names=("person", "bag", "bed", "book", "box")
+        ),
+        tmp_path / "five.pth",
+    )
     with pytest.raises(DataError, match=r"trained for 5 classes but the config has num_classes=36"):
         load_detector(config, other)
 
@@ -77,25 +88,37 @@ def test_missing_weights_are_reported(tmp_path, tiny):
 def test_pickle_payload_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "payload-ran"
     torch.save({"state_dict": {}, "meta": TouchOnUnpickle(marker)}, tmp_path / "evil.pth")
-    with pytest.raises(DataError, match=r"evil.pth: checkpoint contains .*touch.*weights-only"):
+    with pytest.raises(
+        DataError, match=r"evil.pth: checkpoint contains \S*touch_file, which weights-only"
+    ):
         read_checkpoint(tmp_path / "evil.pth")
     assert not marker.exists()
 
 
-def test_mmengine_style_meta_with_numpy_and_history_buffer_loads(tmp_path):
+def test_numpy_meta_loads(tmp_path):
+    payload = {
+        "state_dict": {"w": torch.ones(2)},
+        "meta": {"seed": np.int64(3), "lr": np.float64(0.02), "array": np.arange(3)},
+    }
+    torch.save(payload, tmp_path / "numpy_meta.pth")
+    loaded = read_checkpoint(tmp_path / "numpy_meta.pth")
+    assert loaded["meta"]["array"].tolist() == [0, 1, 2] and loaded["meta"]["seed"] == 3
+    assert torch.equal(loaded["state_dict"]["w"], torch.ones(2))
+
+
+def test_mmengine_message_hub_is_refused_with_a_pointer_to_the_fix(tmp_path):
     from mmengine.logging.history_buffer import HistoryBuffer
 
     buffer = HistoryBuffer()
     buffer.update(1.5)
-    payload = {
-        "state_dict": {"w": torch.ones(2)},
-        "meta": {"seed": np.int64(3), "lr": np.float64(0.02), "array": np.arange(3)},
-        "message_hub": {"log_scalars": {"loss": buffer}},
-    }
-    torch.save(payload, tmp_path / "mmengine.pth")
-    loaded = read_checkpoint(tmp_path / "mmengine.pth")
-    assert loaded["meta"]["array"].tolist() == [0, 1, 2]
-    assert torch.equal(loaded["state_dict"]["w"], torch.ones(2))
+    torch.save(
+        {"state_dict": {"w": torch.ones(2)}, "message_hub": {"log_scalars": {"loss": buffer}}},
+        tmp_path / "runner.pth",
+    )
+    with pytest.raises(
+        DataError, match=r"HistoryBuffer.*re-save only its state_dict if you trust the file"
+    ):
+        read_checkpoint(tmp_path / "runner.pth")
 
 
 def test_not_a_checkpoint_is_a_one_line_error(tmp_path):

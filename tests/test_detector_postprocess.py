@@ -14,7 +14,9 @@ AG_LABELS = np.array([1, 8, 32], dtype=np.int16)
 PERSON, CHAIR, TABLE = 0, 1, 2
 
 
-def make_outputs(rows: list[tuple[list[float], dict[int, float]]]) -> tuple[torch.Tensor, torch.Tensor]:
+def make_outputs(
+    rows: list[tuple[list[float], dict[int, float]]],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Proposals as (box, {label: score}); every class regresses to the same box; rest is background."""
     boxes = torch.tensor([box * len(AG_LABELS) for box, _ in rows], dtype=torch.float32)
     scores = torch.zeros(len(rows), len(AG_LABELS) + 1)
@@ -32,7 +34,13 @@ def run(rows, **overrides):
 
 
 def test_threshold_drops_low_scores():
-    dets = run([([0, 0, 10, 10], {PERSON: 0.9}), ([20, 20, 30, 30], {CHAIR: 0.2}), ([40, 40, 50, 50], {TABLE: 0.4})])
+    dets = run(
+        [
+            ([0, 0, 10, 10], {PERSON: 0.9}),
+            ([20, 20, 30, 30], {CHAIR: 0.2}),
+            ([40, 40, 50, 50], {TABLE: 0.4}),
+        ]
+    )
     assert dets.labels.tolist() == [1, 32]
 
 
@@ -62,7 +70,11 @@ def test_only_the_best_person_is_kept_and_comes_first():
 
 
 def test_person_fallback_keeps_best_person_below_threshold():
-    rows = [([0, 0, 10, 10], {PERSON: 0.1}), ([30, 0, 40, 10], {PERSON: 0.2}), ([50, 50, 60, 60], {CHAIR: 0.9})]
+    rows = [
+        ([0, 0, 10, 10], {PERSON: 0.1}),
+        ([30, 0, 40, 10], {PERSON: 0.2}),
+        ([50, 50, 60, 60], {CHAIR: 0.9}),
+    ]
     dets = run(rows)
     assert dets.labels.tolist() == [1, 8]
     assert dets.boxes[0].tolist() == [30, 0, 40, 10]
@@ -71,7 +83,9 @@ def test_person_fallback_keeps_best_person_below_threshold():
 
 
 def test_max_objects_keeps_highest_scores_in_order():
-    rows = [([0, 0, 5, 5], {PERSON: 0.9})] + [([10 * i, 50, 10 * i + 8, 58], {CHAIR: 0.3 + 0.05 * i}) for i in range(6)]
+    rows = [([0, 0, 5, 5], {PERSON: 0.9})] + [
+        ([10 * i, 50, 10 * i + 8, 58], {CHAIR: 0.3 + 0.05 * i}) for i in range(6)
+    ]
     dets = run(rows, max_objects=3)
     assert dets.labels.tolist() == [1, 8, 8, 8]
     assert dets.scores[1:].tolist() == pytest.approx([0.55, 0.5, 0.45])
@@ -97,7 +111,9 @@ def test_ag_class_scores_follows_the_label_map():
 def test_class_specific_boxes_are_used():
     boxes = torch.tensor([[0, 0, 10, 10, 20, 20, 30, 30, 0, 0, 1, 1]], dtype=torch.float32)
     scores = torch.tensor([[0.5, 0.4, 0.0, 0.1]])
-    dets = postprocess_detections(boxes, scores, AG_LABELS, DetectionPostprocessParams(score_threshold=0.3))
+    dets = postprocess_detections(
+        boxes, scores, AG_LABELS, DetectionPostprocessParams(score_threshold=0.3)
+    )
     assert dets.boxes.tolist() == [[0, 0, 10, 10], [20, 20, 30, 30]]
 
 

@@ -40,7 +40,12 @@ def test_coco_annotations_hold_person_and_objects(tiny):
     person = next(a for a in coco["annotations"] if a["category_id"] == 1 and a["image_id"] == 1)
     first = frames.sort("video", "frame_number").row(0, named=True)
     assert person["bbox"] == pytest.approx(
-        [first["person_x1"], first["person_y1"], first["person_x2"] - first["person_x1"], first["person_y2"] - first["person_y1"]]
+        [
+            first["person_x1"],
+            first["person_y1"],
+            first["person_x2"] - first["person_x1"],
+            first["person_y2"] - first["person_y1"],
+        ]
     )
     # Categories in label order with AG ids: what CocoDataset needs to give label = AG index - 1.
     assert [c["id"] for c in coco["categories"]] == list(range(1, 37))
@@ -48,8 +53,11 @@ def test_coco_annotations_hold_person_and_objects(tiny):
 
 def test_schedule_scales_with_iterations(tiny, tmp_path):
     root, config, _ = tiny
-    params = DetectorParams(config="configs/detector/faster_rcnn_r18_synth.py", work_dir=str(tmp_path),
-                            train=DetectorTrainParams(iterations=600, lr=0.01))
+    params = DetectorParams(
+        config="configs/detector/faster_rcnn_r18_synth.py",
+        work_dir=str(tmp_path),
+        train=DetectorTrainParams(iterations=600, lr=0.01),
+    )
     cfg = build_runner_config(params, root / "ag", tmp_path / "a.json", tmp_path / "b.json")
     assert cfg.train_cfg.max_iters == 600
     assert cfg.param_scheduler[1].milestones == [450]
@@ -72,7 +80,9 @@ def test_training_writes_weights_only_checkpoint_and_coco_metrics(tiny):
 
 def test_user_checkpoint_skips_training(tiny, tmp_path):
     root, config, _ = tiny
-    params = detector_params(tmp_path, config).model_copy(update={"checkpoint": "somewhere/ag_r101.pth"})
+    params = detector_params(tmp_path, config).model_copy(
+        update={"checkpoint": "somewhere/ag_r101.pth"}
+    )
     metrics = run_train_detector_stage(params, root / "ag", root / "index")
     assert metrics["trained"] is False and metrics["checkpoint"] == "somewhere/ag_r101.pth"
     assert not (tmp_path / "models" / "detector.pth").exists()

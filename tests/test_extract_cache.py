@@ -32,7 +32,9 @@ def setup(tmp_path_factory):
 
 
 def run_extract(detector, records, out_dir, **overrides):
-    params = ExtractParams(out_dir=str(out_dir), videos_per_shard=1, batch_frames=2, decode_workers=0, **overrides)
+    params = ExtractParams(
+        out_dir=str(out_dir), videos_per_shard=1, batch_frames=2, decode_workers=0, **overrides
+    )
     return extract_cache(detector, records, params, POSTPROCESS)
 
 
@@ -74,22 +76,36 @@ def test_schema_and_attributes(setup, extracted):
         for video, frames in records.items():
             arrays = roi.read_video(video)
             for name, column in cache.SCHEMA.items():
-                assert arrays[name].dtype == (object if name == "frame" else np.dtype(column.dtype)), name
+                assert arrays[name].dtype == (
+                    object if name == "frame" else np.dtype(column.dtype)
+                ), name
             assert arrays["frame"].tolist() == [r.frame for r in frames]
             assert np.diff(arrays["gt_offsets"]).tolist() == [len(r.gt_labels) for r in frames]
-            np.testing.assert_array_equal(arrays["gt_boxes"], np.concatenate([r.gt_boxes for r in frames]))
+            np.testing.assert_array_equal(
+                arrays["gt_boxes"], np.concatenate([r.gt_boxes for r in frames])
+            )
             # One pair per ground-truth object, subject = the frame's person row.
             gt_pairs, offsets = arrays["gt_pairs"], arrays["gt_offsets"]
             assert len(gt_pairs) == len(arrays["gt_labels"]) - len(frames)
-            assert (arrays["gt_labels"][gt_pairs[:, 0]] == 1).all() and (arrays["gt_labels"][gt_pairs[:, 1]] != 1).all()
+            assert (arrays["gt_labels"][gt_pairs[:, 0]] == 1).all() and (
+                arrays["gt_labels"][gt_pairs[:, 1]] != 1
+            ).all()
             assert set(gt_pairs[:, 0].tolist()) == set(offsets[:-1].tolist())
             # Detections: exactly one person (fallback on), then at most max_objects objects.
             det_offsets = arrays["det_offsets"]
             for f in range(len(frames)):
                 labels = arrays["det_labels"][det_offsets[f] : det_offsets[f + 1]]
-                assert labels[0] == 1 and (labels[1:] != 1).all() and len(labels) <= 1 + POSTPROCESS.max_objects
+                assert (
+                    labels[0] == 1
+                    and (labels[1:] != 1).all()
+                    and len(labels) <= 1 + POSTPROCESS.max_objects
+                )
             np.testing.assert_allclose(arrays["det_class_scores"].sum(axis=1), 1.0, rtol=1e-5)
-            assert len(arrays["det_union_features"]) == len(arrays["det_pairs"]) == len(arrays["det_labels"]) - len(frames)
+            assert (
+                len(arrays["det_union_features"])
+                == len(arrays["det_pairs"])
+                == len(arrays["det_labels"]) - len(frames)
+            )
             assert arrays["gt_features"].shape[1] == detector.feature_dim
 
 
@@ -105,9 +121,13 @@ def mmdet_box_features(detector, record, boxes: np.ndarray) -> np.ndarray:
     instances = [dict(bbox=box.tolist(), bbox_label=0, ignore_flag=0) for box in boxes]
     packed = pipeline(dict(img_path=str(record.path), img_id=0, instances=instances))
     model = detector.model
-    data = model.data_preprocessor({"inputs": [packed["inputs"]], "data_samples": [packed["data_samples"]]}, False)
+    data = model.data_preprocessor(
+        {"inputs": [packed["inputs"]], "data_samples": [packed["data_samples"]]}, False
+    )
     captured = []
-    hook = model.roi_head.bbox_head.shared_fcs[-1].register_forward_hook(lambda m, i, o: captured.append(o))
+    hook = model.roi_head.bbox_head.shared_fcs[-1].register_forward_hook(
+        lambda m, i, o: captured.append(o)
+    )
     with torch.no_grad():
         feats = model.extract_feat(data["inputs"])
         scaled = data["data_samples"][0].gt_instances.bboxes
@@ -141,10 +161,16 @@ def test_union_boxes_cover_both_members(extracted):
     roi_dir, _ = extracted
     for arrays in read_all(roi_dir).values():
         for prefix in ("gt", "det"):
-            boxes, pairs, union = arrays[f"{prefix}_boxes"], arrays[f"{prefix}_pairs"], arrays[f"{prefix}_union_boxes"]
+            boxes, pairs, union = (
+                arrays[f"{prefix}_boxes"],
+                arrays[f"{prefix}_pairs"],
+                arrays[f"{prefix}_union_boxes"],
+            )
             for member in (0, 1):
                 inner = boxes[pairs[:, member]]
-                assert (union[:, :2] <= inner[:, :2] + 1e-4).all() and (union[:, 2:] >= inner[:, 2:] - 1e-4).all()
+                assert (union[:, :2] <= inner[:, :2] + 1e-4).all() and (
+                    union[:, 2:] >= inner[:, 2:] - 1e-4
+                ).all()
 
 
 def test_detection_table_matches_cache(extracted):
@@ -157,12 +183,16 @@ def test_detection_table_matches_cache(extracted):
     rows = table.filter(pl.col("frame") == first["frame"][1])
     start, stop = first["det_offsets"][1:3]
     assert rows["det_index"].to_list() == list(range(stop - start))
-    np.testing.assert_array_equal(rows.select("x1", "y1", "x2", "y2").to_numpy(), first["det_boxes"][start:stop])
+    np.testing.assert_array_equal(
+        rows.select("x1", "y1", "x2", "y2").to_numpy(), first["det_boxes"][start:stop]
+    )
     assert rows["label"].to_list() == first["det_labels"][start:stop].tolist()
     assert (rows["width"] == 64).all() and (rows["height"] == 48).all()
 
 
-def test_failed_run_resumes_from_finished_shards_and_redoes_corrupt_ones(setup, extracted, tmp_path):
+def test_failed_run_resumes_from_finished_shards_and_redoes_corrupt_ones(
+    setup, extracted, tmp_path
+):
     _, detector, records = setup
     reference, _ = extracted
     videos = sorted(records)
@@ -170,7 +200,9 @@ def test_failed_run_resumes_from_finished_shards_and_redoes_corrupt_ones(setup, 
     saved = missing.read_bytes()
     missing.unlink()
     try:
-        with pytest.raises(DataError, match=rf"{missing}: frame .* is missing .*skip_missing_frames"):
+        with pytest.raises(
+            DataError, match=rf"{missing}: frame .* is missing .*skip_missing_frames"
+        ):
             run_extract(detector, records, tmp_path / "roi")
     finally:
         missing.write_bytes(saved)
@@ -199,10 +231,14 @@ def test_missing_frame_can_be_skipped_and_listed(setup, tmp_path):
 
 def test_caches_of_different_detectors_are_not_mixed(setup, extracted, tmp_path):
     root, detector, records = setup
-    other = load_detector(root / "tiny.py", write_random_checkpoint(root / "tiny.py", tmp_path / "other.pth", seed=1))
+    other = load_detector(
+        root / "tiny.py", write_random_checkpoint(root / "tiny.py", tmp_path / "other.pth", seed=1)
+    )
     with RoiCache(extracted[0]) as roi:
         with pytest.raises(DataError, match="checkpoint_sha256 differs"):
-            require_same_extractor(roi.identity, {"format_version": 1, **other.identity()}, "other cache")
+            require_same_extractor(
+                roi.identity, {"format_version": 1, **other.identity()}, "other cache"
+            )
 
 
 def test_unreadable_cache_is_a_one_line_error(tmp_path):

@@ -1,4 +1,9 @@
-"""The extract stage as a process: SIGKILL + rerun, and torchrun with 2 ranks, both equal a 1-process run."""
+"""The extract stage as a process: SIGKILL + rerun, and torchrun with 2 ranks, both equal a 1-process run.
+
+Every run uses one intra-op thread per process (torchrun's default): float
+reductions split over a different number of threads may differ in the last
+bit, so bit-identity is defined for equal per-process thread counts.
+"""
 
 from __future__ import annotations
 
@@ -51,9 +56,14 @@ def write_params(root: Path, out_name: str) -> Path:
     return path
 
 
-def run_stage(params: Path, *launcher: str, **env: str) -> subprocess.CompletedProcess:
-    command = [*launcher, str(STAGE), "--params", str(params)] if launcher else [sys.executable, str(STAGE), "--params", str(params)]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def run_stage(params: Path, *launcher: str) -> subprocess.CompletedProcess:
+    command = [*(launcher or [sys.executable]), str(STAGE), "--params", str(params)]
+    result = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, env=ONE_THREAD, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -69,7 +79,11 @@ def assert_same_cache(first: Path, second: Path) -> None:
         assert a.videos() == b.videos()
         assert a.attrs.keys() == b.attrs.keys()
         for key in a.attrs:
-            assert np.array_equal(a.attrs[key], b.attrs[key]) if isinstance(a.attrs[key], np.ndarray) else a.attrs[key] == b.attrs[key], key
+            assert (
+                np.array_equal(a.attrs[key], b.attrs[key])
+                if isinstance(a.attrs[key], np.ndarray)
+                else a.attrs[key] == b.attrs[key]
+            ), key
         for video in a.videos():
             left, right = a.read_video(video), b.read_video(video)
             for name in cache.SCHEMA:
@@ -80,10 +94,19 @@ def assert_same_cache(first: Path, second: Path) -> None:
 def test_sigkill_then_rerun_gives_identical_cache(project, reference):
     params = write_params(project, "killed")
     parts = project / "killed.parts"
-    process = subprocess.Popen([sys.executable, str(STAGE), "--params", str(params)], cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(STAGE), "--params", str(params)],
+        cwd=REPO,
+        env=ONE_THREAD,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
-    while not list(parts.glob("shard-*.json")) and time.monotonic() < deadline and process.poll() is None:
+    while (
+        not list(parts.glob("shard-*.json"))
+        and time.monotonic() < deadline
+        and process.poll() is None
+    ):
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -100,7 +123,14 @@ def test_sigkill_then_rerun_gives_identical_cache(project, reference):
 @pytest.mark.slow
 def test_torchrun_two_ranks_equal_one_process(project, reference):
     params = write_params(project, "ranks")
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+    ]
     run_stage(params, *torchrun)
     metrics = yaml.safe_load((project / "ranks.json").read_text())
     assert metrics["world_size"] == 2 and metrics["extracted_frames"] == 24

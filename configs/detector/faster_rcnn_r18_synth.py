@@ -226,8 +226,7 @@ default_hooks = dict(
     # The stage saves a weights-only checkpoint itself (tensors + plain meta),
     # so mmengine's checkpoint (with optimizer and message-hub objects) is off.
     checkpoint=None,
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=None)
+    sampler_seed=dict(type='DistSamplerSeedHook'))
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -2,11 +2,12 @@
 
 A checkpoint is a pickle, and unpickling a file from the internet can run
 arbitrary code. ``torch.load(weights_only=True)`` (the default since torch
-2.6) only rebuilds tensors and plain containers, and we keep it on. Two kinds
-of harmless non-tensor objects occur in real mmdet/mmengine checkpoints and
-are allowed explicitly: numpy arrays/scalars/dtypes in ``meta`` and
-mmengine's ``HistoryBuffer`` in ``message_hub``. Anything else is refused
-with an error naming the object.
+2.6) only rebuilds tensors and plain containers, and we keep it on. numpy
+arrays, scalars and dtypes, which mmengine writes into ``meta``, are allowed
+explicitly. Anything else is refused with an error naming the object; that
+includes the ``message_hub`` of checkpoints saved by mmengine's Runner, whose
+``HistoryBuffer`` pickles bound methods through ``getattr`` (see
+docs/detector.md for keeping only the weights of a file you trust).
 
 Our own checkpoints hold only tensors and plain metadata, so they load with
 nothing extra allowed.
@@ -26,22 +27,19 @@ from pipeline.io import DataError, atomic_path
 
 
 def _allowed_globals() -> list:
-    from mmengine.logging.history_buffer import HistoryBuffer
-
     numpy_core = np._core if hasattr(np, "_core") else np.core
     allowed: list = [
         numpy_core.multiarray._reconstruct,
         numpy_core.multiarray.scalar,
         np.ndarray,
         np.dtype,
-        HistoryBuffer,
     ]
     allowed += [getattr(np.dtypes, name) for name in np.dtypes.__all__]
     return allowed
 
 
-def _refused_globals(path: Path, err: Exception) -> str:
-    """Name the object(s) the weights-only unpickler refused, for the error message."""
+def _refused_globals(path: Path, err: Exception) -> str | None:
+    """Name the object(s) the weights-only unpickler refused; None if it failed for another reason."""
     allowed = {f"{obj.__module__}.{obj.__qualname__}" for obj in _allowed_globals()}
     try:
         found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
@@ -51,7 +49,7 @@ def _refused_globals(path: Path, err: Exception) -> str:
     except Exception:  # legacy (non-zip) checkpoint format: fall back to the message
         pass
     match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
-    return match.group(1) if match else "a non-tensor object"
+    return match.group(1) if match else None
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -63,15 +61,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(_allowed_globals()):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "Weights only load failed" not in str(err):
-            raise DataError(f"{path}: not a readable checkpoint ({err})") from None
+        refused = _refused_globals(path, err)
+        if refused is None:
+            # torch's message is a paragraph; the reason is the line after "Unpickler error:".
+            reason = re.search(r"Unpickler error:\s*(\S[^\n]*)", str(err))
+            detail = reason.group(1) if reason else str(err).splitlines()[0]
+            raise DataError(f"{path}: not a readable torch checkpoint ({detail})") from None
         raise DataError(
-            f"{path}: checkpoint contains {_refused_globals(path, err)}, which weights-only "
-            "loading refuses to run; re-save only its state_dict if you trust the file "
-            "(see docs/detector.md)"
+            f"{path}: checkpoint contains {refused}, which weights-only loading refuses to "
+            "run; re-save only its state_dict if you trust the file (see docs/detector.md)"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
+        raise DataError(
+            f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})"
+        ) from None
     if not isinstance(checkpoint, dict):
         raise DataError(f"{path}: checkpoint is a {type(checkpoint).__name__}, expected a dict")
     return checkpoint
@@ -96,7 +99,9 @@ def _class_count_hint(key: str, got: tuple, want: tuple) -> str:
     return ""
 
 
-def load_state_dict_into(model: torch.nn.Module, checkpoint_path: str | Path, config_path: str | Path) -> None:
+def load_state_dict_into(
+    model: torch.nn.Module, checkpoint_path: str | Path, config_path: str | Path
+) -> None:
     """Load a checkpoint into ``model`` strictly; any key or shape difference is a one-line error."""
     state = extract_state_dict(read_checkpoint(checkpoint_path), checkpoint_path)
     expected = model.state_dict()
@@ -104,7 +109,9 @@ def load_state_dict_into(model: torch.nn.Module, checkpoint_path: str | Path, co
     for key, tensor in expected.items():
         if key in state and tuple(state[key].shape) != tuple(tensor.shape):
             got, want = tuple(state[key].shape), tuple(tensor.shape)
-            raise DataError(f"{where}: {key} has shape {got}, the config builds {want}{_class_count_hint(key, got, want)}")
+            raise DataError(
+                f"{where}: {key} has shape {got}, the config builds {want}{_class_count_hint(key, got, want)}"
+            )
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
     if missing or unexpected:

@@ -38,7 +38,9 @@ def load_config(path: str | Path):
     try:
         cfg = Config.fromfile(str(path))
     except Exception as err:  # mmengine raises many types for a bad config
-        raise DataError(f"{path}: cannot parse detector config ({type(err).__name__}: {err})") from None
+        raise DataError(
+            f"{path}: cannot parse detector config ({type(err).__name__}: {err})"
+        ) from None
     if "model" not in cfg:
         raise DataError(f"{path}: detector config has no `model` dict")
     return cfg
@@ -156,11 +158,13 @@ def build_model(cfg, device: str | torch.device = "cpu") -> torch.nn.Module:
 
     register_mmdet()
     model_cfg = cfg.model.copy()
-    model_cfg.pop("train_cfg", None)
+    model_cfg["train_cfg"] = None  # inference only: no assigners/samplers
     try:
         model = MODELS.build(model_cfg)
     except Exception as err:
-        raise DataError(f"{cfg.filename}: cannot build model ({type(err).__name__}: {err})") from None
+        raise DataError(
+            f"{cfg.filename}: cannot build model ({type(err).__name__}: {err})"
+        ) from None
     head = getattr(getattr(model, "roi_head", None), "bbox_head", None)
     if not isinstance(head, ConvFCBBoxHead) or head.num_shared_fcs == 0:
         raise DataError(

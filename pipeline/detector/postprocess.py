@@ -87,7 +87,12 @@ def postprocess_detections(
     if params.person_top1:
         person_proposal, person_label = person_proposal[:1], person_label[:1]
     person_labels = torch.nonzero(ag_of_label == PERSON_INDEX).flatten()
-    if not person_proposal.numel() and params.person_fallback and person_labels.numel() and len(boxes):
+    if (
+        not person_proposal.numel()
+        and params.person_fallback
+        and person_labels.numel()
+        and len(boxes)
+    ):
         best = int(class_scores[:, person_labels[0]].argmax())
         person_proposal = torch.tensor([best])
         person_label = person_labels[:1]

@@ -33,7 +33,11 @@ CHECKPOINT_NAME = "detector.pth"
 
 def default_checkpoint(detector: DetectorParams) -> Path:
     """The checkpoint extraction uses: the user's, or the one the train_detector stage writes."""
-    return Path(detector.checkpoint) if detector.checkpoint else Path(detector.work_dir) / CHECKPOINT_NAME
+    return (
+        Path(detector.checkpoint)
+        if detector.checkpoint
+        else Path(detector.work_dir) / CHECKPOINT_NAME
+    )
 
 
 def coco_annotations(frames: pl.DataFrame, objects: pl.DataFrame, cfg) -> dict:
@@ -44,7 +48,12 @@ def coco_annotations(frames: pl.DataFrame, objects: pl.DataFrame, cfg) -> dict:
     known = set(ag_labels.tolist())
     frames = frames.sort(["video", "frame_number"]).with_row_index("image_id", offset=1)
     images = [
-        {"id": row["image_id"], "file_name": row["frame"], "width": row["width"], "height": row["height"]}
+        {
+            "id": row["image_id"],
+            "file_name": row["frame"],
+            "width": row["width"],
+            "height": row["height"],
+        }
         for row in frames.select(["image_id", "frame", "width", "height"]).iter_rows(named=True)
     ]
     persons = frames.select(
@@ -58,7 +67,11 @@ def coco_annotations(frames: pl.DataFrame, objects: pl.DataFrame, cfg) -> dict:
     things = objects.join(frames.select("frame", "image_id"), on="frame", how="inner").select(
         "image_id", "object_class", "x1", "y1", "x2", "y2"
     )
-    boxes = pl.concat([persons, things]).filter(pl.col("object_class").is_in(list(known))).sort(["image_id", "object_class"])
+    boxes = (
+        pl.concat([persons, things])
+        .filter(pl.col("object_class").is_in(list(known)))
+        .sort(["image_id", "object_class"])
+    )
     annotations = [
         {
             "id": index + 1,
@@ -83,7 +96,9 @@ def write_coco_split(index_dir: str | Path, split: str, cfg, out_path: Path) -> 
             raise DataError(f"{path}: missing; run the index stage first (dvc repro index)")
         tables[name] = pl.read_parquet(path).filter(pl.col("split") == split)
     if tables["frames"].height == 0:
-        raise DataError(f"{index_dir / 'frames.parquet'}: no frames in split {split!r}; cannot train or evaluate the detector")
+        raise DataError(
+            f"{index_dir / 'frames.parquet'}: no frames in split {split!r}; cannot train or evaluate the detector"
+        )
     coco = coco_annotations(tables["frames"], tables["objects"], cfg)
     atomic_write_json(out_path, coco)
     return len(coco["images"])
@@ -93,7 +108,9 @@ def _scale_schedule(schedulers: list, old_iters: int, new_iters: int) -> None:
     """Move LR-step milestones proportionally when the iteration count changes (warm-up stays)."""
     for scheduler in schedulers:
         if "milestones" in scheduler:
-            scheduler["milestones"] = [max(1, round(m * new_iters / old_iters)) for m in scheduler["milestones"]]
+            scheduler["milestones"] = [
+                max(1, round(m * new_iters / old_iters)) for m in scheduler["milestones"]
+            ]
 
 
 def _progress_hook(total: int):
@@ -109,7 +126,7 @@ def _progress_hook(total: int):
 
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
             if outputs and "loss" in outputs:
-                self.bar.set_postfix(loss=f"{float(outputs['loss']):.3f}")
+                self.bar.set_postfix(loss=f"{outputs['loss'].item():.3f}")
             self.bar.update(1)
 
         def after_train(self, runner) -> None:
@@ -118,35 +135,48 @@ def _progress_hook(total: int):
     return TqdmHook()
 
 
-def build_runner_config(detector: DetectorParams, dataset_root: str | Path, train_json: Path, eval_json: Path):
+def build_runner_config(
+    detector: DetectorParams, dataset_root: str | Path, train_json: Path, eval_json: Path
+):
     """The detector config with data files, schedule and optimizer taken from params."""
     cfg = load_config(detector.config)
     train = detector.train
     frames_dir = str(Path(dataset_root) / "frames") + "/"
     for loader, ann_file in (("train_dataloader", train_json), ("test_dataloader", eval_json)):
         if loader not in cfg:
-            raise DataError(f"{detector.config}: no `{loader}`; the train_detector stage needs the training part of the config")
-        cfg[loader].dataset.update(data_root="", ann_file=str(ann_file), data_prefix=dict(img=frames_dir))
+            raise DataError(
+                f"{detector.config}: no `{loader}`; the train_detector stage needs the training part of the config"
+            )
+        cfg[loader].dataset.update(
+            data_root="", ann_file=str(ann_file), data_prefix=dict(img=frames_dir)
+        )
     cfg.train_dataloader.batch_size = train.batch_size
     cfg.test_evaluator.ann_file = str(eval_json)
     old_iters = cfg.train_cfg.max_iters
     cfg.train_cfg.update(max_iters=train.iterations, val_interval=train.iterations + 1)
     _scale_schedule(cfg.get("param_scheduler", []), old_iters, train.iterations)
-    cfg.optim_wrapper.optimizer.update(lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
+    cfg.optim_wrapper.optimizer.update(
+        lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay
+    )
     cfg.work_dir = str(Path(detector.work_dir) / "mmengine")
     cfg.randomness = dict(seed=train.seed, deterministic=False)
     cfg.launcher = "none"
     return cfg
 
 
-def train_detector(detector: DetectorParams, dataset_root: str | Path, index_dir: str | Path) -> dict:
+def train_detector(
+    detector: DetectorParams, dataset_root: str | Path, index_dir: str | Path
+) -> dict:
     """Train on the train split, save a weights-only checkpoint, return mmdet's bbox metrics."""
     from mmengine.runner import Runner
 
     register_mmdet()
     work_dir = Path(detector.work_dir)
     cfg = load_config(detector.config)
-    train_json, eval_json = work_dir / "coco_train.json", work_dir / f"coco_{detector.train.eval_split}.json"
+    train_json, eval_json = (
+        work_dir / "coco_train.json",
+        work_dir / f"coco_{detector.train.eval_split}.json",
+    )
     train_images = write_coco_split(index_dir, "train", cfg, train_json)
     eval_images = write_coco_split(index_dir, detector.train.eval_split, cfg, eval_json)
 
@@ -165,13 +195,21 @@ def train_detector(detector: DetectorParams, dataset_root: str | Path, index_dir
             "classes": list(config_class_names(cfg)),
             "iterations": detector.train.iterations,
             "seed": detector.train.seed,
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),  # TorchVersion is not a plain str
         },
     )
     started = time.perf_counter()
     coco_metrics = runner.test()
     eval_seconds = time.perf_counter() - started
-    metrics = {key.removeprefix("coco/"): round(float(value), 4) for key, value in coco_metrics.items()}
+    metrics = {
+        key.removeprefix("coco/"): round(float(value), 4) for key, value in coco_metrics.items()
+    }
+    if not metrics:  # CocoMetric returns nothing when the detector finds no box at all
+        metrics = {
+            "bbox_mAP": 0.0,
+            "bbox_mAP_50": 0.0,
+            "note": "no detections on the evaluation frames",
+        }
     return {
         "trained": True,
         **metrics,
@@ -185,7 +223,9 @@ def train_detector(detector: DetectorParams, dataset_root: str | Path, index_dir
     }
 
 
-def run_train_detector_stage(detector: DetectorParams, dataset_root: str | Path, index_dir: str | Path) -> dict:
+def run_train_detector_stage(
+    detector: DetectorParams, dataset_root: str | Path, index_dir: str | Path
+) -> dict:
     """The ``train_detector`` stage: train, or record that the user's checkpoint is used."""
     work_dir = Path(detector.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,9 @@ SCHEMA: dict[str, Column] = {
 }
 
 
-def write_video(parent: h5py.Group, video: str, arrays: Mapping[str, np.ndarray], feature_dim: int) -> None:
+def write_video(
+    parent: h5py.Group, video: str, arrays: Mapping[str, np.ndarray], feature_dim: int
+) -> None:
     """Write one video group; ``arrays`` must hold every :data:`SCHEMA` dataset."""
     group = parent.create_group(video)
     for name, column in SCHEMA.items():
@@ -111,17 +113,24 @@ def write_video(parent: h5py.Group, video: str, arrays: Mapping[str, np.ndarray]
         chunks = (max(1, min(len(data), CHUNK_ROWS)),) + data.shape[1:]
         # An unlimited first axis lets an empty dataset still have a (1, ...) chunk.
         maxshape = (None,) + data.shape[1:]
-        group.create_dataset(name, data=data.astype(column.dtype), chunks=chunks, maxshape=maxshape, **COMPRESSION)
+        group.create_dataset(
+            name, data=data.astype(column.dtype), chunks=chunks, maxshape=maxshape, **COMPRESSION
+        )
 
 
 def read_group(group: h5py.Group) -> dict[str, np.ndarray]:
     out = {name: group[name][()] for name in SCHEMA}
-    out["frame"] = np.array([key.decode() if isinstance(key, bytes) else key for key in out["frame"]], dtype=object)
+    out["frame"] = np.array(
+        [key.decode() if isinstance(key, bytes) else key for key in out["frame"]], dtype=object
+    )
     return out
 
 
 def identity_of(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: (attrs[key].item() if hasattr(attrs.get(key), "item") else attrs.get(key)) for key in IDENTITY_KEYS}
+    return {
+        key: (attrs[key].item() if hasattr(attrs.get(key), "item") else attrs.get(key))
+        for key in IDENTITY_KEYS
+    }
 
 
 class RoiCache:
@@ -141,7 +150,9 @@ class RoiCache:
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as err:
-            raise DataError(f"{self.path}: not a readable HDF5 file ({err}); rerun the extract stage") from None
+            raise DataError(
+                f"{self.path}: not a readable HDF5 file ({err}); rerun the extract stage"
+            ) from None
         attrs = dict(self._file.attrs)
         if int(attrs.get("format_version", -1)) != FORMAT_VERSION:
             raise DataError(
@@ -235,7 +246,9 @@ def load_detection_table(roi_dir: str | Path) -> pl.DataFrame:
     ``x1..y2`` xyxy pixels, ``width``/``height`` the image size.
     """
     with RoiCache(roi_dir) as cache:
-        parts = [pl.DataFrame(_video_detections(video, arrays)) for video, arrays in cache.iter_videos()]
+        parts = [
+            pl.DataFrame(_video_detections(video, arrays)) for video, arrays in cache.iter_videos()
+        ]
     if not parts:
         return pl.DataFrame(schema=DETECTION_SCHEMA)
     table = pl.concat(parts).cast(DETECTION_SCHEMA)

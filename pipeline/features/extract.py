@@ -33,14 +33,16 @@ from tqdm import tqdm
 
 from pipeline.ag.layout import frame_path
 from pipeline.constants import PERSON_INDEX
-from pipeline.detector.model import Detector
+from pipeline.detector.model import Detector, file_sha256
 from pipeline.detector.postprocess import postprocess_detections
 from pipeline.features import cache
 from pipeline.features.roi import person_object_pairs, roi_embeddings, union_boxes
 from pipeline.io import DataError, atomic_path, atomic_write_json
 from pipeline.params import DetectionPostprocessParams, ExtractParams
 
-FEATURE_LAYER = "roi_head.bbox_head shared FC output (after ReLU), pooled by roi_head.bbox_roi_extractor"
+FEATURE_LAYER = (
+    "roi_head.bbox_head shared FC output (after ReLU), pooled by roi_head.bbox_roi_extractor"
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,9 @@ class FrameRecord:
     gt_small: np.ndarray  # (n,) bool
 
 
-def load_frame_records(index_dir: str | Path, dataset_root: str | Path) -> dict[str, list[FrameRecord]]:
+def load_frame_records(
+    index_dir: str | Path, dataset_root: str | Path
+) -> dict[str, list[FrameRecord]]:
     """Frames of ``frames.parquet`` with their boxes from ``objects.parquet``, grouped by video (sorted)."""
     index_dir = Path(index_dir)
     tables = {}
@@ -69,12 +73,16 @@ def load_frame_records(index_dir: str | Path, dataset_root: str | Path) -> dict[
         tables[name] = pl.read_parquet(path)
     frames = tables["frames"].sort(["video", "frame_number"])
     objects = tables["objects"].sort(["video", "frame_number", "object_class"])
-    objects_by_frame = {key[0]: group for key, group in objects.group_by(["frame"], maintain_order=True)}
+    objects_by_frame = {
+        key[0]: group for key, group in objects.group_by(["frame"], maintain_order=True)
+    }
     no_objects = objects.clear()
     by_video: dict[str, list[FrameRecord]] = {}
     for row in frames.iter_rows(named=True):
         frame_objects = objects_by_frame.get(row["frame"], no_objects)
-        person = np.array([[row["person_x1"], row["person_y1"], row["person_x2"], row["person_y2"]]])
+        person = np.array(
+            [[row["person_x1"], row["person_y1"], row["person_x2"], row["person_y2"]]]
+        )
         object_boxes = frame_objects.select(["x1", "y1", "x2", "y2"]).to_numpy().reshape(-1, 4)
         by_video.setdefault(row["video"], []).append(
             FrameRecord(
@@ -85,7 +93,9 @@ def load_frame_records(index_dir: str | Path, dataset_root: str | Path) -> dict[
                 height=int(row["height"]),
                 path=frame_path(dataset_root, row["frame"]),
                 gt_boxes=np.concatenate([person, object_boxes]).astype(np.float64),
-                gt_labels=np.concatenate([[PERSON_INDEX], frame_objects["object_class"].to_numpy()]).astype(np.int16),
+                gt_labels=np.concatenate(
+                    [[PERSON_INDEX], frame_objects["object_class"].to_numpy()]
+                ).astype(np.int16),
                 gt_small=np.concatenate([[False], frame_objects["small"].to_numpy()]).astype(bool),
             )
         )
@@ -94,12 +104,18 @@ def load_frame_records(index_dir: str | Path, dataset_root: str | Path) -> dict[
 
 def plan_shards(videos: Sequence[str], videos_per_shard: int) -> list[list[str]]:
     videos = sorted(videos)
-    return [videos[start : start + videos_per_shard] for start in range(0, len(videos), videos_per_shard)]
+    return [
+        videos[start : start + videos_per_shard]
+        for start in range(0, len(videos), videos_per_shard)
+    ]
 
 
 def frame_batches(shard_frames: Sequence[int], batch_frames: int) -> list[list[int]]:
     """Consecutive batches within one shard: a shard is always computed the same way."""
-    return [list(shard_frames[start : start + batch_frames]) for start in range(0, len(shard_frames), batch_frames)]
+    return [
+        list(shard_frames[start : start + batch_frames])
+        for start in range(0, len(shard_frames), batch_frames)
+    ]
 
 
 class FrameDataset(torch.utils.data.Dataset):
@@ -128,8 +144,16 @@ class FrameDataset(torch.utils.data.Dataset):
         try:
             packed = self.pipeline({"img_path": str(record.path), "img_id": index})
         except Exception as err:  # any decoder failure means the same thing to the user
-            return {"index": index, "error": f"{record.path}: frame {record.frame} cannot be decoded ({err})"}
-        return {"index": index, "inputs": packed["inputs"], "data_samples": packed["data_samples"], "error": None}
+            return {
+                "index": index,
+                "error": f"{record.path}: frame {record.frame} cannot be decoded ({err})",
+            }
+        return {
+            "index": index,
+            "inputs": packed["inputs"],
+            "data_samples": packed["data_samples"],
+            "error": None,
+        }
 
 
 def _collate(items: list[dict]) -> list[dict]:
@@ -155,7 +179,9 @@ class FrameResult:
 class FrameExtractor:
     """Detector forward + AG post-processing + ROI pooling for a batch of decoded frames."""
 
-    def __init__(self, detector: Detector, postprocess: DetectionPostprocessParams, device: torch.device):
+    def __init__(
+        self, detector: Detector, postprocess: DetectionPostprocessParams, device: torch.device
+    ):
         self.detector = detector
         self.postprocess = postprocess
         self.device = device
@@ -167,7 +193,9 @@ class FrameExtractor:
         for sample in samples:
             if "scale_factor" not in sample.metainfo:  # a test_pipeline without Resize
                 sample.set_metainfo({"scale_factor": (1.0, 1.0)})
-        data = model.data_preprocessor({"inputs": [item["inputs"] for item in items], "data_samples": samples}, False)
+        data = model.data_preprocessor(
+            {"inputs": [item["inputs"] for item in items], "data_samples": samples}, False
+        )
         samples = data["data_samples"]
         feats = model.extract_feat(data["inputs"])
         proposals = model.rpn_head.predict(feats, samples, rescale=False)
@@ -177,7 +205,9 @@ class FrameExtractor:
 
         per_image_boxes, per_image_parts = [], []
         for image, (record, raw_image) in enumerate(zip(records, raw, strict=True)):
-            dets = postprocess_detections(raw_image.bboxes, raw_image.scores, self.detector.ag_labels, self.postprocess)
+            dets = postprocess_detections(
+                raw_image.bboxes, raw_image.scores, self.detector.ag_labels, self.postprocess
+            )
             gt_boxes = torch.as_tensor(record.gt_boxes, dtype=torch.float32, device=self.device)
             gt_pairs = person_object_pairs(torch.as_tensor(record.gt_labels.astype(np.int64)))
             det_pairs = person_object_pairs(dets.labels.cpu())
@@ -189,14 +219,18 @@ class FrameExtractor:
             }
             scale = dets.boxes.new_tensor(metas[image]["scale_factor"]).repeat(2)
             boxes = torch.cat(list(parts.values())) * scale
-            per_image_boxes.append(torch.cat([boxes.new_full((len(boxes), 1), image), boxes], dim=1))
+            per_image_boxes.append(
+                torch.cat([boxes.new_full((len(boxes), 1), image), boxes], dim=1)
+            )
             per_image_parts.append((parts, dets, gt_pairs, det_pairs))
 
         embeddings = roi_embeddings(model, feats, torch.cat(per_image_boxes)).float().cpu()
         results, start = [], 0
         for parts, dets, gt_pairs, det_pairs in per_image_parts:
             sizes = [len(boxes) for boxes in parts.values()]
-            gt_f, gt_union_f, det_f, det_union_f = embeddings[start : start + sum(sizes)].split(sizes)
+            gt_f, gt_union_f, det_f, det_union_f = embeddings[start : start + sum(sizes)].split(
+                sizes
+            )
             start += sum(sizes)
             results.append(
                 FrameResult(
@@ -223,16 +257,26 @@ def _offsets(counts: Sequence[int]) -> np.ndarray:
 
 def _stack(arrays: Sequence[np.ndarray], width: int | None, dtype) -> np.ndarray:
     shape = (0,) if width is None else (0, width)
-    return np.concatenate([np.asarray(a, dtype=dtype).reshape((-1,) + shape[1:]) for a in arrays]) if arrays else np.zeros(shape, dtype)
+    return (
+        np.concatenate([np.asarray(a, dtype=dtype).reshape((-1,) + shape[1:]) for a in arrays])
+        if arrays
+        else np.zeros(shape, dtype)
+    )
 
 
-def assemble_video(records: Sequence[FrameRecord], results: Sequence[FrameResult], feature_dim: int) -> dict[str, np.ndarray]:
+def assemble_video(
+    records: Sequence[FrameRecord], results: Sequence[FrameResult], feature_dim: int
+) -> dict[str, np.ndarray]:
     """Concatenate per-frame results into the :data:`cache.SCHEMA` arrays of one video."""
     gt_counts = [len(r.gt_labels) for r in records]
     det_counts = [len(r.det_labels) for r in results]
     # Pairs index rows within their frame; the cache stores video-wide rows.
-    gt_pairs = [res.gt_pairs + start for res, start in zip(results, _offsets(gt_counts)[:-1], strict=True)]
-    det_pairs = [res.det_pairs + start for res, start in zip(results, _offsets(det_counts)[:-1], strict=True)]
+    gt_pairs = [
+        res.gt_pairs + start for res, start in zip(results, _offsets(gt_counts)[:-1], strict=True)
+    ]
+    det_pairs = [
+        res.det_pairs + start for res, start in zip(results, _offsets(det_counts)[:-1], strict=True)
+    ]
     return {
         "frame": np.array([r.frame for r in records], dtype=object),
         "frame_number": np.array([r.frame_number for r in records], dtype=np.int32),
@@ -246,7 +290,9 @@ def assemble_video(records: Sequence[FrameRecord], results: Sequence[FrameResult
         "gt_pair_offsets": _offsets([len(p) for p in gt_pairs]),
         "gt_pairs": _stack(gt_pairs, 2, np.int32),
         "gt_union_boxes": _stack([r.gt_union_boxes for r in results], 4, np.float64),
-        "gt_union_features": _stack([r.gt_union_features for r in results], feature_dim, np.float16),
+        "gt_union_features": _stack(
+            [r.gt_union_features for r in results], feature_dim, np.float16
+        ),
         "det_offsets": _offsets(det_counts),
         "det_boxes": _stack([r.det_boxes for r in results], 4, np.float64),
         "det_labels": _stack([r.det_labels for r in results], None, np.int16),
@@ -256,7 +302,9 @@ def assemble_video(records: Sequence[FrameRecord], results: Sequence[FrameResult
         "det_pair_offsets": _offsets([len(p) for p in det_pairs]),
         "det_pairs": _stack(det_pairs, 2, np.int32),
         "det_union_boxes": _stack([r.det_union_boxes for r in results], 4, np.float64),
-        "det_union_features": _stack([r.det_union_features for r in results], feature_dim, np.float16),
+        "det_union_features": _stack(
+            [r.det_union_features for r in results], feature_dim, np.float16
+        ),
     }
 
 
@@ -290,7 +338,11 @@ def cache_attrs(detector: Detector, postprocess: DetectionPostprocessParams) -> 
 def shard_key(shard: Shard, attrs: dict, extract: ExtractParams) -> str:
     """Hash of everything the shard's content depends on."""
     digest = hashlib.sha256()
-    settings = {"attrs": attrs, "batch_frames": extract.batch_frames, "skip_missing": extract.skip_missing_frames}
+    settings = {
+        "attrs": attrs,
+        "batch_frames": extract.batch_frames,
+        "skip_missing": extract.skip_missing_frames,
+    }
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for record in shard.records:
         digest.update(f"{record.frame}|{record.width}|{record.height}|{record.path}".encode())
@@ -314,17 +366,24 @@ def shard_is_complete(parts_dir: Path, shard: Shard) -> bool:
         info = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
-    if info.get("key") != shard.key or not path.is_file() or path.stat().st_size != info.get("bytes"):
+    if (
+        info.get("key") != shard.key
+        or not path.is_file()
+        or path.stat().st_size != info.get("bytes")
+    ):
         return False
-    from pipeline.detector.model import file_sha256
-
     return file_sha256(path) == info.get("sha256")
 
 
-def write_shard(parts_dir: Path, shard: Shard, attrs: dict, videos: dict[str, dict], skipped: list[str], feature_dim: int) -> None:
+def write_shard(
+    parts_dir: Path,
+    shard: Shard,
+    attrs: dict,
+    videos: dict[str, dict],
+    skipped: list[str],
+    feature_dim: int,
+) -> None:
     """Write the shard HDF5 atomically, then its marker (the marker is what makes it count)."""
-    from pipeline.detector.model import file_sha256
-
     _marker_path(parts_dir, shard).unlink(missing_ok=True)
     path = _shard_path(parts_dir, shard)
     with atomic_path(path, suffix=".h5") as tmp:
@@ -335,11 +394,18 @@ def write_shard(parts_dir: Path, shard: Shard, attrs: dict, videos: dict[str, di
                 cache.write_video(handle, video, videos[video], feature_dim)
     atomic_write_json(
         _marker_path(parts_dir, shard),
-        {"key": shard.key, "bytes": path.stat().st_size, "sha256": file_sha256(path), "videos": shard.videos},
+        {
+            "key": shard.key,
+            "bytes": path.stat().st_size,
+            "sha256": file_sha256(path),
+            "videos": shard.videos,
+        },
     )
 
 
-def merge_shards(parts_dir: Path, shards: Sequence[Shard], out_path: Path, attrs: dict) -> list[str]:
+def merge_shards(
+    parts_dir: Path, shards: Sequence[Shard], out_path: Path, attrs: dict
+) -> list[str]:
     """Copy every shard's video groups (in video order) into ``out_path``; return the skipped frames."""
     skipped: list[str] = []
     with atomic_path(out_path, suffix=".h5") as tmp:
@@ -347,9 +413,15 @@ def merge_shards(parts_dir: Path, shards: Sequence[Shard], out_path: Path, attrs
             out.attrs.update(attrs)
             for shard in shards:
                 if not shard_is_complete(parts_dir, shard):
-                    raise DataError(f"{_shard_path(parts_dir, shard)}: shard incomplete or corrupt at merge time; rerun the extract stage")
+                    raise DataError(
+                        f"{_shard_path(parts_dir, shard)}: shard incomplete or corrupt at merge time; rerun the extract stage"
+                    )
                 with h5py.File(_shard_path(parts_dir, shard), "r") as part:
-                    cache.require_same_extractor(cache.identity_of(part.attrs), cache.identity_of(out.attrs), str(_shard_path(parts_dir, shard)))
+                    cache.require_same_extractor(
+                        cache.identity_of(part.attrs),
+                        cache.identity_of(out.attrs),
+                        str(_shard_path(parts_dir, shard)),
+                    )
                     skipped += json.loads(part.attrs["skipped_frames"])
                     for video in shard.videos:
                         part.copy(part[video], out, name=video)
@@ -377,7 +449,9 @@ class ExtractReport:
             "extracted_frames": self.extracted_frames,
             "skipped_frames": len(self.skipped_frames),
             "seconds": round(self.seconds, 2),
-            "frames_per_s": round(self.extracted_frames / self.seconds, 2) if self.seconds else None,
+            "frames_per_s": round(self.extracted_frames / self.seconds, 2)
+            if self.seconds
+            else None,
             "cache_mb": round(megabytes, 3),
             "mb_per_1000_frames": round(1000 * megabytes / max(self.frames, 1), 3),
             "world_size": world_size,
@@ -431,7 +505,9 @@ def extract_cache(
     feature_dim = detector.feature_dim
     shards = [
         Shard(index, videos, [record for video in videos for record in records_by_video[video]])
-        for index, videos in enumerate(plan_shards(list(records_by_video), extract.videos_per_shard))
+        for index, videos in enumerate(
+            plan_shards(list(records_by_video), extract.videos_per_shard)
+        )
     ]
     for shard in shards:
         shard.key = shard_key(shard, attrs, extract)
@@ -445,7 +521,9 @@ def extract_cache(
     started = time.perf_counter()
     pending = {shard.index: ([], [], []) for shard in todo}  # records, results, skipped
     total = sum(len(shard.records) for shard in todo)
-    with tqdm(total=total, unit="frame", desc=f"extract[{rank}]", disable=rank != 0, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=total, unit="frame", desc=f"extract[{rank}]", disable=rank != 0, dynamic_ncols=True
+    ) as bar:
         for shard, items, records in _iterate_batches(todo, extract, detector.cfg.test_pipeline):
             done_records, done_results, skipped = pending[shard.index]
             good = []
@@ -455,16 +533,24 @@ def extract_cache(
                 elif extract.skip_missing_frames:
                     skipped.append(record.frame)
                 else:
-                    raise DataError(f"{item['error']} (set extract.skip_missing_frames: true to skip and list such frames)")
+                    raise DataError(
+                        f"{item['error']} (set extract.skip_missing_frames: true to skip and list such frames)"
+                    )
             if good:
-                done_results += extractor([item for item, _ in good], [record for _, record in good])
+                done_results += extractor(
+                    [item for item, _ in good], [record for _, record in good]
+                )
                 done_records += [record for _, record in good]
             bar.update(len(items))
             if len(done_records) + len(skipped) == len(shard.records):
                 videos = {
                     video: assemble_video(
                         [r for r in done_records if r.video == video],
-                        [res for r, res in zip(done_records, done_results, strict=True) if r.video == video],
+                        [
+                            res
+                            for r, res in zip(done_records, done_results, strict=True)
+                            if r.video == video
+                        ],
                         feature_dim,
                     )
                     for video in shard.videos
@@ -510,7 +596,9 @@ def run_extract_stage(
     rank = int(os.environ.get("RANK", "0"))
     use_cuda = extract.device == "cuda" or (extract.device == "auto" and torch.cuda.is_available())
     if extract.device == "cuda" and not torch.cuda.is_available():
-        raise DataError("params.yaml: extract.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+        raise DataError(
+            "params.yaml: extract.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'"
+        )
     if use_cuda:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)

@@ -28,7 +28,9 @@ def shared_fc_output(bbox_head: torch.nn.Module, pooled: torch.Tensor) -> torch.
     return x
 
 
-def roi_embeddings(model: torch.nn.Module, feats: tuple[torch.Tensor, ...], rois: torch.Tensor) -> torch.Tensor:
+def roi_embeddings(
+    model: torch.nn.Module, feats: tuple[torch.Tensor, ...], rois: torch.Tensor
+) -> torch.Tensor:
     """Feature vectors of ``rois`` (``(r, 5)``: batch index, x1, y1, x2, y2 in input pixels)."""
     roi_head = model.roi_head
     bbox_head = roi_head.bbox_head
@@ -52,4 +54,7 @@ def person_object_pairs(labels: torch.Tensor) -> torch.Tensor:
 def union_boxes(boxes: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
     """The smallest box covering both boxes of each pair (xyxy)."""
     first, second = boxes[pairs[:, 0]], boxes[pairs[:, 1]]
-    return torch.cat([torch.minimum(first[:, :2], second[:, :2]), torch.maximum(first[:, 2:], second[:, 2:])], dim=1)
+    return torch.cat(
+        [torch.minimum(first[:, :2], second[:, :2]), torch.maximum(first[:, 2:], second[:, 2:])],
+        dim=1,
+    )

@@ -17,7 +17,9 @@ from PIL import Image
 
 from pipeline.constants import PERSON_INDEX
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "detector" / "faster_rcnn_r18_synth.py"
+DEFAULT_CONFIG = (
+    Path(__file__).resolve().parents[2] / "configs" / "detector" / "faster_rcnn_r18_synth.py"
+)
 
 TINY_CONFIG = """\
 _base_ = {base!r}
@@ -86,7 +88,9 @@ def write_tiny_config(
     return path
 
 
-def write_random_checkpoint(config_path: str | Path, checkpoint_path: str | Path, seed: int = 0) -> Path:
+def write_random_checkpoint(
+    config_path: str | Path, checkpoint_path: str | Path, seed: int = 0
+) -> Path:
     """Save randomly initialised weights of ``config_path``'s model (weights-only format)."""
     from pipeline.detector.checkpoint import save_checkpoint
     from pipeline.detector.model import build_model, load_config
@@ -133,14 +137,36 @@ def write_tiny_dataset(
             Image.fromarray(image).save(path)
             person = boxes.pop(PERSON_INDEX)
             frame_rows.append(
-                dict(frame=key, video=video, frame_number=number, split=split, width=width, height=height,
-                     person_x1=person[0], person_y1=person[1], person_x2=person[2], person_y2=person[3])
+                dict(
+                    frame=key,
+                    video=video,
+                    frame_number=number,
+                    split=split,
+                    width=width,
+                    height=height,
+                    person_x1=person[0],
+                    person_y1=person[1],
+                    person_x2=person[2],
+                    person_y2=person[3],
+                )
             )
             for cls, (x1, y1, x2, y2) in sorted(boxes.items()):
                 object_rows.append(
-                    dict(frame=key, video=video, split=split, frame_number=number, object_class=cls,
-                         x1=x1, y1=y1, x2=x2, y2=y2, attention=[0], spatial=[3], contacting=[9],
-                         small=min(x2 - x1, y2 - y1) <= 16)
+                    dict(
+                        frame=key,
+                        video=video,
+                        split=split,
+                        frame_number=number,
+                        object_class=cls,
+                        x1=x1,
+                        y1=y1,
+                        x2=x2,
+                        y2=y2,
+                        attention=[0],
+                        spatial=[3],
+                        contacting=[9],
+                        small=min(x2 - x1, y2 - y1) <= 16,
+                    )
                 )
     frames = pl.DataFrame(frame_rows).with_columns(
         pl.col("frame_number", "width", "height").cast(pl.Int32)
@@ -157,7 +183,9 @@ def write_tiny_dataset(
     return {"frames": frames, "objects": objects}
 
 
-def _random_box(rng: np.random.Generator, width: int, height: int) -> tuple[float, float, float, float]:
+def _random_box(
+    rng: np.random.Generator, width: int, height: int
+) -> tuple[float, float, float, float]:
     box_w = float(rng.uniform(0.25, 0.6) * width)
     box_h = float(rng.uniform(0.25, 0.6) * height)
     x1 = float(rng.uniform(0, width - box_w))

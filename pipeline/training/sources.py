@@ -41,10 +41,16 @@ def motion_columns(attributes: tuple[str, ...]) -> list[str]:
 
 
 def mode_view(frames: pl.DataFrame, objects: pl.DataFrame, mode: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The index as a mode sees it: SGCls/SGDet drop small objects (and the frames left empty)."""
+    """The index as a mode sees it: SGCls/SGDet drop small objects (and the frames left empty).
+
+    An index without any annotated object (new footage, ``mosa predict``) has
+    nothing to filter by; SGDet keeps all its frames.
+    """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-    return (frames, objects) if mode == "predcls" else drop_small_objects(frames, objects)
+    if mode == "predcls" or (mode == "sgdet" and objects.is_empty()):
+        return frames, objects
+    return drop_small_objects(frames, objects)
 
 
 def multi_hot(lists: pl.Series, start: int, size: int) -> np.ndarray:

@@ -12,8 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
-from pipeline.constants import GROUPS, OBJECT_CLASSES, PREDICATES, readable_object, readable_predicate
+from pipeline.constants import (
+    GROUPS,
+    OBJECT_CLASSES,
+    PREDICATES,
+    readable_object,
+    readable_predicate,
+)
+from pipeline.evaluation.evaluator import pairwise_iou
+
+# A pair whose object box overlaps a same-class annotated box this much takes its labels.
+GT_MATCH_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -58,3 +69,33 @@ def ground_truth_triplets(object_class: int, predicates: Sequence[int]) -> list[
     """Every annotated predicate of one object, in global predicate order."""
     name = object_name(object_class)
     return [_oriented(int(p), name, None) for p in sorted(predicates)]
+
+
+def ground_truth_predicates(pairs: pl.DataFrame, objects: pl.DataFrame) -> pl.Series:
+    """Annotated predicates of each pair's object: the same-class object of its frame if boxes overlap.
+
+    PredCls/SGCls pairs are the annotated boxes (IoU 1); an SGDet detection
+    matching no annotation (or a wrong class) gets an empty list.
+    """
+    labelled = objects.select(
+        "frame",
+        pl.col("object_class").cast(pl.Int64),
+        pl.concat_list("attention", "spatial", "contacting").alias("gt_predicates"),
+        pl.concat_list("x1", "y1", "x2", "y2").alias("gt_box"),
+    )
+    joined = (
+        pairs.select("frame", pl.col("object_label").cast(pl.Int64).alias("object_class"), "object_box")
+        .with_row_index("row")
+        .join(labelled, on=["frame", "object_class"], how="left")
+        .sort("row")
+    )
+    found = joined["gt_box"].is_not_null().to_numpy()
+    iou = np.zeros(len(joined))
+    if found.any():
+        gt_box = np.array(joined["gt_box"].filter(joined["gt_box"].is_not_null()).to_list(), dtype=np.float64)
+        box = np.array(joined["object_box"].filter(joined["gt_box"].is_not_null()).to_list(), dtype=np.float64)
+        iou[found] = pairwise_iou(gt_box, box, legacy_plus_one=False)
+    matched = pl.Series("keep", iou >= GT_MATCH_IOU)
+    empty = pl.lit([], dtype=pl.List(pl.Int16))
+    result = joined.select(pl.when(matched).then(pl.col("gt_predicates")).otherwise(empty).cast(pl.List(pl.Int16)))
+    return result.to_series().alias("gt_predicates")

@@ -1,0 +1,228 @@
+"""``mosa predict``: scene graphs for footage the pipeline has never seen.
+
+The footage (a folder of frames or a video file) is laid out as a one-video
+Action Genome root with a one-split index, then goes through the same
+library code as the stages: :func:`pipeline.features.extract.extract_cache`
+(detector, AG post-processing, ROI features), :func:`pipeline.motion.run_motion_stage`
+(tracks and motion attributes) and the trained SGDet head through
+:func:`pipeline.training.run.open_mode` / :func:`pipeline.training.predict.predict`.
+Without annotations only SGDet applies: boxes and labels come from the detector.
+
+Outputs in ``OUT_DIR``: ``graphs/<frame>.json`` (one scene graph per frame),
+``overlays/<frame>.png`` (the frame with boxes and triplets),
+``predictions.parquet`` (the evaluator's format) and ``work/`` (the
+intermediate caches, kept so a rerun can be inspected).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline.ag.reader import FRAME_SCHEMA, OBJECT_SCHEMA, RELATION_SCHEMA, AGIndex, write_index
+from pipeline.constants import GROUPS, PREDICATES
+from pipeline.io import DataError, atomic_write_json
+from pipeline.params import Params
+from pipeline.viz.frames import render_frame, save_png
+from pipeline.viz.triplets import object_name, predicted_triplets
+
+MODE = "sgdet"  # the only mode that needs no annotated boxes
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+@dataclass(frozen=True)
+class FootageFrame:
+    key: str  # AG-style key VIDEO.mp4/NNNNNN.png
+    number: int
+    width: int
+    height: int
+
+
+def footage_video_name(source: Path) -> str:
+    """AG-style video id of the footage: its name (letters, digits, -_) with ``.mp4``."""
+    stem = source.stem if source.is_file() or source.suffix.lower() in VIDEO_SUFFIXES else source.name
+    return (re.sub(r"[^A-Za-z0-9_-]", "_", stem) or "footage") + ".mp4"
+
+
+def _frame_number(path: Path, position: int) -> int:
+    """The number in the file name (AG and `mosa synth` name frames 000089.png), else the position."""
+    digits = re.findall(r"\d+", path.stem)
+    return int(digits[-1]) if digits else position + 1
+
+
+def stage_frames(source: Path, root: Path, every: int = 1) -> list[FootageFrame]:
+    """Copy (folder) or decode (video, every ``every``-th frame) the footage into ``root/frames/VIDEO/``."""
+    video = footage_video_name(source)
+    out = root / "frames" / video
+    out.mkdir(parents=True, exist_ok=True)
+    staged = []
+
+    def keep(image: Image.Image, number: int) -> None:
+        key = f"{video}/{number:06d}.png"
+        image.convert("RGB").save(root / "frames" / key)
+        staged.append(FootageFrame(key, number, image.width, image.height))
+
+    if source.is_dir():
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+        if not paths:
+            raise DataError(f"{source}: no frames ({', '.join(FRAME_SUFFIXES)}) in this folder")
+        numbers = [_frame_number(p, i) for i, p in enumerate(paths)]
+        if len(set(numbers)) != len(numbers):  # names without distinct numbers: use the sorted order
+            numbers = list(range(1, len(paths) + 1))
+        for path, number in sorted(zip(paths[::every], numbers[::every], strict=True), key=lambda item: item[1]):
+            try:
+                with Image.open(path) as image:
+                    keep(image, number)
+            except OSError as err:
+                raise DataError(f"{path}: cannot read this frame ({type(err).__name__})") from None
+    elif source.suffix.lower() in VIDEO_SUFFIXES:
+        import cv2
+
+        capture = cv2.VideoCapture(str(source))
+        if not capture.isOpened():
+            raise DataError(f"{source}: cannot open this video (unsupported codec or not a video)")
+        position = 0
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            if position % every == 0:
+                keep(Image.fromarray(bgr[:, :, ::-1]), position + 1)
+            position += 1
+        capture.release()
+        if not staged:
+            raise DataError(f"{source}: no frame could be decoded")
+    else:
+        raise DataError(f"{source}: not a folder of frames or a video ({', '.join(VIDEO_SUFFIXES)})")
+    return staged
+
+
+def footage_index(frames: list[FootageFrame]) -> AGIndex:
+    """A one-video index (split ``test``) without annotations.
+
+    The person box columns are required by the schema; the whole image
+    stands in for them. Only ground-truth-box modes read it, never SGDet.
+    """
+    rows = [
+        {"frame": f.key, "video": f.key.split("/")[0], "frame_number": f.number, "split": "test", "width": f.width,
+         "height": f.height, "person_x1": 0.0, "person_y1": 0.0, "person_x2": float(f.width), "person_y2": float(f.height)}
+        for f in frames
+    ]  # fmt: skip
+    return AGIndex(
+        pl.DataFrame(rows, schema=FRAME_SCHEMA),
+        pl.DataFrame(schema=OBJECT_SCHEMA),
+        pl.DataFrame(schema=RELATION_SCHEMA),
+    )
+
+
+def footage_params(params: Params, work: Path) -> Params:
+    """``params`` with the dataset, index, ROI cache and motion table moved into ``work``."""
+    return params.model_copy(
+        update={
+            "dataset": params.dataset.model_copy(update={"root": str(work / "dataset"), "index_dir": str(work / "index")}),
+            "extract": params.extract.model_copy(update={"out_dir": str(work / "roi"), "metrics_path": str(work / "extract.json")}),
+            "motion": params.motion.model_copy(update={"out_path": str(work / "motion.parquet")}),
+        }
+    )
+
+
+def extract_features(params: Params, footage: Params) -> None:
+    """Detector + ROI features of the footage, refused if the head was trained on another detector's features."""
+    import torch
+
+    from pipeline.detector.model import load_detector
+    from pipeline.detector.train import default_checkpoint
+    from pipeline.features.cache import CACHE_FILE, RoiCache, require_same_extractor
+    from pipeline.features.extract import extract_cache, load_frame_records
+
+    use_cuda = params.extract.device == "cuda" or (params.extract.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if use_cuda else "cpu")
+    detector = load_detector(params.detector.config, default_checkpoint(params.detector), device)
+    records = load_frame_records(footage.dataset.index_dir, footage.dataset.root)
+    extract_cache(detector, records, footage.extract, params.detector.postprocess, device=device)
+    trained_on = Path(params.extract.out_dir) / CACHE_FILE
+    if trained_on.is_file():
+        with RoiCache(trained_on) as training, RoiCache(footage.extract.out_dir) as new:
+            require_same_extractor(training.identity, new.identity, f"{footage.extract.out_dir} (footage) and {trained_on} (training)")
+
+
+def scene_graph(pair_rows: pl.DataFrame, frame: FootageFrame) -> dict:
+    """One frame's graph: nodes (person first, then objects) and the with-constraint triplets with probabilities."""
+    nodes, edges, pairs = [], [], []
+    if len(pair_rows):
+        person = pair_rows.row(0, named=True)
+        nodes.append({"id": 0, "label": "person", "box": list(person["subject_box"]), "score": person["subject_score"]})
+    for pair in pair_rows.iter_rows(named=True):
+        node = len(nodes)
+        nodes.append({"id": node, "label": object_name(pair["object_label"]), "box": list(pair["object_box"]), "score": pair["object_score"]})
+        for triplet in predicted_triplets(pair["object_label"], pair["attention"], pair["spatial"], pair["contacting"]):
+            spatial = triplet.group == "spatial"  # AG points spatial relations from the object to the person
+            edges.append({"subject": node if spatial else 0, "predicate": PREDICATES[triplet.predicate],
+                          "object": 0 if spatial else node, "group": triplet.group, "score": triplet.score})  # fmt: skip
+        pairs.append({
+            "subject": 0, "object": node,
+            **{group: dict(zip(PREDICATES[span], map(float, pair[group]), strict=True)) for group, span in GROUPS.items()},
+        })  # fmt: skip
+    return {"frame": frame.key, "frame_number": frame.number, "width": frame.width, "height": frame.height,
+            "mode": MODE, "nodes": nodes, "triplets": edges, "pair_probabilities": pairs}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    video: str
+    frames: int
+    pairs: int
+    graphs_dir: Path
+    overlays_dir: Path
+
+
+def predict_footage(source: str | Path, out_dir: str | Path, params: Params, every: int = 1, overlays: bool = True) -> PredictSummary:
+    """Run detector -> features -> motion -> trained SGDet head on new footage; write graphs and overlays."""
+    from pipeline.motion import run_motion_stage
+    from pipeline.training.predict import predict
+    from pipeline.training.run import load_trained, open_mode
+
+    source, out_dir = Path(source), Path(out_dir)
+    if not source.exists():
+        raise DataError(f"{source}: no such folder or video")
+    if every < 1:
+        raise DataError(f"--every {every}: must be at least 1")
+    work = out_dir / "work"
+    footage = footage_params(params, work)
+    frames = stage_frames(source, work / "dataset", every)
+    write_index(footage_index(frames), footage.dataset.index_dir)
+    extract_features(params, footage)
+    run_motion_stage(footage.dataset.index_dir, footage.extract.out_dir, footage.motion)
+    with open_mode(footage, MODE) as data:
+        model = load_trained(params, data)  # checked against the settings it was trained with
+        table = predict(model, data.batches(footage, "test"), MODE)
+    table.write_parquet(out_dir / "predictions.parquet")
+    graphs_dir, overlays_dir = out_dir / "graphs", out_dir / "overlays"
+    no_annotation = pl.DataFrame(schema=OBJECT_SCHEMA)
+    for frame in tqdm(frames, desc="graphs", unit="frame"):
+        rows = table.filter(pl.col("frame") == frame.key)
+        name = frame.key.split("/")[1].removesuffix(".png")
+        atomic_write_json(graphs_dir / f"{name}.json", scene_graph(rows, frame))
+        if overlays:
+            with Image.open(work / "dataset" / "frames" / frame.key) as image:
+                save_png(render_frame(image.convert("RGB"), rows, no_annotation, f"{frame.key} ({MODE}, no annotation)"), overlays_dir / f"{name}.png")
+    return PredictSummary(frames[0].key.split("/")[0], len(frames), int(table.height), graphs_dir, overlays_dir)
+
+
+def summary_counts(graphs_dir: Path) -> dict[str, int]:
+    """Triplets per predicate over the written graphs (for the command's closing line)."""
+    counts: dict[str, int] = {}
+    for path in sorted(graphs_dir.glob("*.json")):
+        for edge in json.loads(path.read_text())["triplets"]:
+            counts[edge["predicate"]] = counts.get(edge["predicate"], 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+__all__ = ["PredictSummary", "predict_footage", "scene_graph", "stage_frames", "summary_counts"]

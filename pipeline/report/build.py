@@ -1,0 +1,176 @@
+"""The ``report`` stage: one self-contained HTML page from the pipeline's outputs.
+
+Every section reads the files the other stages write (paths from
+``pipeline.training.run.output_paths`` and ``live_dir``). A missing input
+becomes a visible note in its section instead of an error, so a partial
+pipeline still gets a page that says what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from pipeline.ag.reader import read_index
+from pipeline.constants import NUM_PREDICATES, PREDICATES
+from pipeline.evaluation import align_predictions, evaluate, ground_truth_for_mode, read_predictions
+from pipeline.io import DataError, atomic_write_text
+from pipeline.params import Params
+from pipeline.report import html
+from pipeline.report.figures import (
+    long_tail_figure,
+    loss_curves_figure,
+    png_data_uri,
+    read_live_series,
+)
+from pipeline.training.run import VALIDATION_K, live_dir, output_paths
+from pipeline.viz.frames import blank_frame, load_frame, render_frame
+
+METRIC_COLUMNS = ("R@10", "R@20", "R@50", "R@100", "mR@10", "mR@20", "mR@50", "mR@100")
+
+
+def metrics_section(params: Params) -> str:
+    rows, missing = [], []
+    for mode in params.train.modes:
+        path = output_paths(mode).metrics
+        if not path.is_file():
+            missing.append(f"{mode} ({path})")
+            continue
+        metrics = json.loads(path.read_text())
+        for constraint in params.evaluate.constraints:
+            values = metrics.get(constraint, {})
+            rows.append([mode, constraint, *(values.get(name) for name in METRIC_COLUMNS)])
+    parts = [html.table(["mode", "constraint", *METRIC_COLUMNS], rows)] if rows else []
+    parts.append(html.note("Test split, percent. with: the best predicate per group; semi: also every "
+                           f"spatial/contacting predicate above {params.evaluate.semi_threshold}; no: the top "
+                           f"{params.evaluate.no_constraint_top_k} cells per frame."))  # fmt: skip
+    if missing:
+        parts.append(html.note("Not evaluated yet: " + ", ".join(missing), missing=True))
+    return html.section("Scene graph metrics", *parts)
+
+
+def training_counts(relations: pl.DataFrame) -> np.ndarray:
+    """Training triplets per predicate (26)."""
+    train = relations.filter(pl.col("split") == "train")
+    return np.bincount(train["predicate"].to_numpy().astype(np.int64), minlength=NUM_PREDICATES)
+
+
+def long_tail_section(params: Params, relations: pl.DataFrame) -> str:
+    counts = training_counts(relations)
+    column = f"with_R@{VALIDATION_K}"
+    recall = {}
+    for mode in params.train.modes:
+        path = output_paths(mode).predicate_recall
+        if path.is_file():
+            table = pl.read_csv(path)
+            by_name = dict(zip(table["predicate"], table[column].cast(pl.Float64), strict=True))
+            recall[mode] = np.array([np.nan if by_name.get(p) is None else by_name[p] for p in PREDICATES])
+    if not recall:
+        return html.section("Long tail", html.note("No per-predicate recall yet (evaluate stages).", missing=True))
+    order = np.argsort(-counts, kind="stable")
+    rows = [[PREDICATES[p], int(counts[p]), *(recall[m][p] for m in recall)] for p in order]
+    return html.section(
+        "Long tail",
+        html.figure(png_data_uri(long_tail_figure(counts, recall, VALIDATION_K)),
+                    f"Per-predicate R@{VALIDATION_K} (with constraint) against the number of training triplets.",
+                    "per-predicate recall against training frequency"),  # fmt: skip
+        html.table(["predicate", "training triplets", *(f"{m} R@{VALIDATION_K}" for m in recall)], rows),
+    )
+
+
+def loss_section(params: Params) -> str:
+    curves = {mode: read_live_series(live_dir(mode)) for mode in params.train.modes}
+    curves = {mode: series for mode, series in curves.items() if series}
+    if not curves:
+        return html.section("Training curves", html.note("No DVCLive logs yet (train stages).", missing=True))
+    return html.section(
+        "Training curves",
+        html.figure(png_data_uri(loss_curves_figure(curves)), "Per epoch, from DVCLive: loss components and validation recall.", "loss curves"),
+    )
+
+
+def ablation_section(params: Params) -> str:
+    tables = sorted(Path(params.report.ablation_dir).glob("ablation_*.csv"))
+    if not tables:
+        return html.section("Ablations", html.note("No experiments yet: run `mosa ablate`, then `mosa ablation-table`."))
+    parts = []
+    for path in tables:
+        table = pl.read_csv(path)
+        parts.append(f"<h3>{html.escape(path.stem.removeprefix('ablation_').replace('_', ', '))}</h3>")
+        parts.append(html.table(table.columns, table.rows()))
+    return html.section("Ablations", *parts)
+
+
+def search_section(params: Params) -> str:
+    path = Path(params.search.metrics_path)
+    if not path.is_file():
+        return html.section("Relation search", html.note("No search index yet (search_index stage).", missing=True))
+    metrics = json.loads(path.read_text())
+    k = params.search.precision_k
+    precision, base = metrics.get(f"precision@{k}", {}), metrics.get("base_rate", {})
+    rows = [[name, precision.get(name), base.get(name)] for name in PREDICATES]
+    summary = (f"{metrics.get('vectors')} test pairs, index {metrics.get('index')}; mean precision@{k} "
+               f"{metrics.get(f'mean_precision@{k}') or 0:.3f} over {metrics.get('predicates_scored')} predicates "
+               f"(random ranking: {metrics.get('mean_base_rate') or 0:.3f}).")  # fmt: skip
+    return html.section("Relation search", html.note(summary), html.table(["predicate query", f"precision@{k}", "base rate"], rows, digits=3))
+
+
+def _frame_image(params: Params, frame: str):
+    try:
+        return load_frame(params.dataset.root, frame), ""
+    except DataError:
+        return blank_frame(256, 192), " (image not found)"
+
+
+def gallery_section(params: Params, frames: pl.DataFrame, objects: pl.DataFrame) -> str:
+    settings = params.report
+    mode, k = settings.gallery_mode, settings.gallery_k
+    path = output_paths(mode).predictions
+    if settings.gallery_frames == 0:
+        return ""
+    if not path.is_file():
+        return html.section("Best and worst frames", html.note(f"No {mode} predictions yet ({path}).", missing=True))
+    truth = ground_truth_for_mode(frames, objects, "test", mode)
+    predictions = read_predictions(path)
+    recall = evaluate(truth, align_predictions(predictions, truth, str(path)), params.evaluate, constraints=("with",), ks=(k,))["with"].frame_recall[0]
+    keys = np.asarray(truth.frames, dtype=object)
+    # Ties are broken by frame key so the gallery is the same on every run.
+    ranked = sorted(range(len(keys)), key=lambda i: (-recall[i], keys[i]))
+    count = min(settings.gallery_frames, len(ranked) // 2 or len(ranked))
+    table = pl.read_parquet(path)
+    parts = []
+    for title, chosen in (("Best", ranked[:count]), ("Worst", ranked[::-1][:count])):
+        tiles = []
+        for i in chosen:
+            frame = str(keys[i])
+            image, missing = _frame_image(params, frame)
+            rendered = render_frame(image, table.filter(pl.col("frame") == frame), objects.filter(pl.col("frame") == frame),
+                                    f"{frame}  R@{k} {100 * recall[i]:.0f}%{missing}")  # fmt: skip
+            tiles.append(html.figure(png_data_uri(rendered), f"{title}: {frame}, R@{k} = {100 * recall[i]:.1f}%", frame))
+        parts.append(f"<h3>{title} {mode} frames by R@{k} (with constraint)</h3><div class=\"gallery\">{''.join(tiles)}</div>")
+    return html.section("Best and worst frames", *parts)
+
+
+def build_report(params: Params) -> str:
+    """The page as a string."""
+    index = read_index(params.dataset.index_dir)
+    sections = [
+        metrics_section(params),
+        long_tail_section(params, index.relations),
+        loss_section(params),
+        ablation_section(params),
+        search_section(params),
+        gallery_section(params, index.frames, index.objects),
+    ]
+    # No timestamp: the same inputs give the same bytes, so DVC sees an unchanged output.
+    subtitle = f"Dataset {params.dataset.root}, modes {', '.join(params.train.modes)}."
+    return html.page("MOSA dynamic scene graph report", subtitle, [s for s in sections if s])
+
+
+def run_report_stage(params: Params) -> Path:
+    out = Path(params.report.out_path)
+    atomic_write_text(out, build_report(params))
+    return out
