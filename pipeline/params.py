@@ -251,6 +251,7 @@ class SearchParams(Section):
     nlist: int = Field(0, ge=0)
     nprobe: int = Field(16, ge=1)
     pq_bytes: int = Field(48, ge=1)
+    train_sample: int = Field(100_000, ge=1)
     seed: int = 0
     precision_k: int = Field(10, ge=1)
 

@@ -92,7 +92,7 @@ def test_footage_features_from_another_detector_are_refused(world, tmp_path):
     params, footage = world
     other = write_random_checkpoint(params.detector.config, tmp_path / "other.pth", seed=1)
     changed = params.model_copy(update={"detector": params.detector.model_copy(update={"checkpoint": str(other)})})
-    with pytest.raises(DataError, match="(?i)extractor|checkpoint"):
+    with pytest.raises(DataError, match=r"\(footage\) and .*roi.h5 \(training\): checkpoint_sha256 differs"):
         predict_footage(footage, tmp_path / "out", changed)
 
 

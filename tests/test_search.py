@@ -92,8 +92,10 @@ def test_ivf_probing_every_cell_is_exact_and_ivfpq_keeps_most_neighbours():
 def test_ivfpq_settings_are_checked_before_training():
     with pytest.raises(DataError, match="pq_bytes = 7 must divide the embedding dimension 32"):
         build_index(unit_rows(10_000, 32), SearchParams(index_type="ivfpq", pq_bytes=7))
-    with pytest.raises(DataError, match="ivfpq needs at least 9984 vectors"):
+    with pytest.raises(DataError, match="ivfpq needs at least 9984 training vectors for its 8-bit codebooks, got 100"):
         build_index(unit_rows(100, 32), SearchParams(index_type="ivfpq", pq_bytes=8))
+    with pytest.raises(DataError, match="got 5000"):
+        build_index(unit_rows(12_000, 32), SearchParams(index_type="ivfpq", pq_bytes=8, train_sample=5000))
 
 
 @pytest.mark.parametrize("index_type", ["flat", "ivf"])

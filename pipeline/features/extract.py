@@ -71,19 +71,24 @@ def load_frame_records(
         if not path.is_file():
             raise DataError(f"{path}: missing; run the index stage first (dvc repro index)")
         tables[name] = pl.read_parquet(path)
-    frames = tables["frames"].sort(["video", "frame_number"])
-    objects = tables["objects"].sort(["video", "frame_number", "object_class"])
-    objects_by_frame = {
-        key[0]: group for key, group in objects.group_by(["frame"], maintain_order=True)
-    }
-    no_objects = objects.clear()
+    frames = tables["frames"].sort(["video", "frame_number"]).with_row_index("row")
+    # Objects in frame order, then class order; each frame owns one contiguous slice.
+    objects = (
+        tables["objects"]
+        .join(frames.select("frame", "row"), on="frame", how="inner")
+        .sort(["row", "object_class"])
+    )
+    starts = np.searchsorted(objects["row"].to_numpy(), np.arange(frames.height + 1))
+    object_boxes = objects.select(["x1", "y1", "x2", "y2"]).to_numpy().astype(np.float64)
+    object_labels = objects["object_class"].to_numpy().astype(np.int16)
+    object_small = objects["small"].to_numpy().astype(bool)
+    person_boxes = frames.select(["person_x1", "person_y1", "person_x2", "person_y2"]).to_numpy()
     by_video: dict[str, list[FrameRecord]] = {}
-    for row in frames.iter_rows(named=True):
-        frame_objects = objects_by_frame.get(row["frame"], no_objects)
-        person = np.array(
-            [[row["person_x1"], row["person_y1"], row["person_x2"], row["person_y2"]]]
-        )
-        object_boxes = frame_objects.select(["x1", "y1", "x2", "y2"]).to_numpy().reshape(-1, 4)
+    for row in frames.select(
+        ["row", "frame", "video", "frame_number", "width", "height"]
+    ).iter_rows(named=True):
+        i = row["row"]
+        rows = slice(starts[i], starts[i + 1])
         by_video.setdefault(row["video"], []).append(
             FrameRecord(
                 frame=row["frame"],
@@ -92,11 +97,11 @@ def load_frame_records(
                 width=int(row["width"]),
                 height=int(row["height"]),
                 path=frame_path(dataset_root, row["frame"]),
-                gt_boxes=np.concatenate([person, object_boxes]).astype(np.float64),
-                gt_labels=np.concatenate(
-                    [[PERSON_INDEX], frame_objects["object_class"].to_numpy()]
-                ).astype(np.int16),
-                gt_small=np.concatenate([[False], frame_objects["small"].to_numpy()]).astype(bool),
+                gt_boxes=np.concatenate([person_boxes[i : i + 1], object_boxes[rows]]).astype(
+                    np.float64
+                ),
+                gt_labels=np.concatenate([[PERSON_INDEX], object_labels[rows]]).astype(np.int16),
+                gt_small=np.concatenate([[False], object_small[rows]]),
             )
         )
     return dict(sorted(by_video.items()))

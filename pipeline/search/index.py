@@ -60,6 +60,14 @@ def num_lists(num_vectors: int, settings: SearchParams) -> int:
     return max(1, min(wanted, num_vectors // POINTS_PER_CENTROID))
 
 
+def training_sample(vectors: np.ndarray, settings: SearchParams) -> np.ndarray:
+    """At most ``settings.train_sample`` rows, drawn with ``settings.seed``: k-means cost grows with the rows."""
+    if len(vectors) <= settings.train_sample:
+        return vectors
+    rows = np.random.default_rng(settings.seed).choice(len(vectors), settings.train_sample, replace=False)
+    return vectors[np.sort(rows)]
+
+
 def build_index(embeddings: np.ndarray, settings: SearchParams) -> faiss.Index:
     """An inner-product index of the chosen type holding ``embeddings`` (ids = row numbers)."""
     vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -71,13 +79,17 @@ def build_index(embeddings: np.ndarray, settings: SearchParams) -> faiss.Index:
         nlist = num_lists(count, settings)
         if kind == "ivfpq" and dim % settings.pq_bytes:
             raise DataError(f"search.pq_bytes = {settings.pq_bytes} must divide the embedding dimension {dim}")
-        if kind == "ivfpq" and count < POINTS_PER_CENTROID * 256:
-            raise DataError(f"search: ivfpq needs at least {POINTS_PER_CENTROID * 256} vectors to train its 8-bit codebooks, got {count}")
+        trained_on = min(count, settings.train_sample)
+        if kind == "ivfpq" and trained_on < POINTS_PER_CENTROID * 256:
+            raise DataError(
+                f"search: ivfpq needs at least {POINTS_PER_CENTROID * 256} training vectors for its 8-bit codebooks, "
+                f"got {trained_on} (more pairs or a larger search.train_sample; or index_type: ivf)"
+            )
         codes = "Flat" if kind == "ivf" else f"PQ{settings.pq_bytes}"
         index = faiss.index_factory(dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
         ivf = faiss.extract_index_ivf(index)
         ivf.cp.seed = settings.seed  # k-means initialisation: same seed, same cells
-        index.train(vectors)
+        index.train(training_sample(vectors, settings))
         ivf.nprobe = min(settings.nprobe, nlist)
     index.add(vectors)
     return index
