@@ -60,37 +60,40 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="faiss OpenMP threads (0: faiss default)")
     args = parser.parse_args()
+    if args.threads:
+        # On a busy machine OpenMP threads spin-wait on each other: single queries can get much slower.
+        faiss.omp_set_num_threads(args.threads)
 
     (data, queries), gen_s = timed(lambda: synthesise(args.pairs, args.dim, args.queries, args.seed))
     print(f"{args.pairs} pairs x {args.dim}-d, {args.queries} queries, k={args.k} (generated in {gen_s:.1f} s)")
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print("queries/s: one batched search of all queries, and one query at a time (interactive `mosa search`)")
     defaults = SearchParams()
-    variants = {
-        "flat": SearchParams(index_type="flat"),
-        "ivf": SearchParams(index_type="ivf"),
-        "ivf nprobe=64": SearchParams(index_type="ivf", nprobe=64),
-        # PQ trains 48 small k-means; a smaller sample keeps this run short (the stage default is larger).
-        "ivfpq": SearchParams(index_type="ivfpq", train_sample=20_000),
-    }
-    print(f"{'index':<15}{'built':>8}{'MB':>8}{'batch q/s':>11}{'single q/s':>12}{'vs flat':>9}{'recall@10':>11}  settings")
-    exact = None
-    flat_qps = None
+    # PQ trains 48 small k-means; a smaller sample keeps this run short (the stage default is larger).
+    types = {"flat": SearchParams(index_type="flat"), "ivf": SearchParams(index_type="ivf"),
+             "ivfpq": SearchParams(index_type="ivfpq", train_sample=20_000)}  # fmt: skip
+    print(f"{'index':<17}{'built':>8}{'MB':>8}{'batch q/s':>11}{'single q/s':>12}{'vs flat':>9}{'recall@10':>11}  settings")
+    exact = flat_qps = None
     singles = queries[: min(300, len(queries))]
-    for name, settings in variants.items():
+    for kind, settings in types.items():
         index, build_s = timed(lambda s=settings: build_index(data, s))
-        (_, rows), batch_s = timed(lambda i=index: i.search(queries, args.k))
-        _, single_s = timed(lambda i=index: [i.search(q[None, :], args.k) for q in singles])
-        single_qps = len(singles) / single_s
-        if exact is None:
-            exact, flat_qps = rows, single_qps
-        recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(rows, exact, strict=True)])
         size_mb = faiss.serialize_index(index).nbytes / 1e6
-        print(
-            f"{name:<15}{build_s:>7.1f}s{size_mb:>8.0f}{len(queries) / batch_s:>11.0f}{single_qps:>12.0f}"
-            f"{single_qps / flat_qps:>8.1f}x{recall:>11.3f}  {index_description(index)}"
-        )
+        for nprobe in (None,) if kind == "flat" else (16, defaults.nprobe):
+            if nprobe is not None:
+                faiss.extract_index_ivf(index).nprobe = nprobe
+            (_, rows), batch_s = timed(lambda i=index: i.search(queries, args.k))
+            _, single_s = timed(lambda i=index: [i.search(q[None, :], args.k) for q in singles])
+            single_qps = len(singles) / single_s
+            if exact is None:
+                exact, flat_qps = rows, single_qps
+            recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(rows, exact, strict=True)])
+            name = kind if nprobe is None else f"{kind} nprobe={nprobe}"
+            print(
+                f"{name:<17}{build_s:>7.1f}s{size_mb:>8.0f}{len(queries) / batch_s:>11.0f}{single_qps:>12.0f}"
+                f"{single_qps / flat_qps:>8.1f}x{recall:>11.3f}  {index_description(index)}"
+            )
     print(f"auto picks: {defaults.flat_max_vectors} or fewer pairs -> flat; below {defaults.ivfpq_min_vectors} -> ivf; else ivfpq")
 
 

@@ -246,10 +246,10 @@ class SearchParams(Section):
     out_dir: str = "models/search"
     metrics_path: str = "metrics/search.json"
     index_type: Literal["auto", "flat", "ivf", "ivfpq"] = "auto"
-    flat_max_vectors: int = Field(200_000, ge=0)
+    flat_max_vectors: int = Field(100_000, ge=0)
     ivfpq_min_vectors: int = Field(2_000_000, ge=1)
     nlist: int = Field(0, ge=0)
-    nprobe: int = Field(16, ge=1)
+    nprobe: int = Field(64, ge=1)
     pq_bytes: int = Field(48, ge=1)
     train_sample: int = Field(100_000, ge=1)
     seed: int = 0

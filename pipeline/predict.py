@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from pipeline.ag.reader import FRAME_SCHEMA, OBJECT_SCHEMA, RELATION_SCHEMA, AGIndex, write_index
 from pipeline.constants import GROUPS, PREDICATES
-from pipeline.io import DataError, atomic_write_json
+from pipeline.io import DataError, atomic_path, atomic_write_json
 from pipeline.params import Params
 from pipeline.viz.frames import render_frame, save_png
 from pipeline.viz.triplets import object_name, predicted_triplets
@@ -134,23 +134,27 @@ def footage_params(params: Params, work: Path) -> Params:
 
 
 def extract_features(params: Params, footage: Params) -> None:
-    """Detector + ROI features of the footage, refused if the head was trained on another detector's features."""
+    """Detector + ROI features of the footage; refused up front if the head was trained on another detector's features."""
     import torch
 
     from pipeline.detector.model import load_detector
     from pipeline.detector.train import default_checkpoint
-    from pipeline.features.cache import CACHE_FILE, RoiCache, require_same_extractor
+    from pipeline.features.cache import CACHE_FILE, FORMAT_VERSION, RoiCache, require_same_extractor
     from pipeline.features.extract import extract_cache, load_frame_records
 
     use_cuda = params.extract.device == "cuda" or (params.extract.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if use_cuda else "cpu")
     detector = load_detector(params.detector.config, default_checkpoint(params.detector), device)
-    records = load_frame_records(footage.dataset.index_dir, footage.dataset.root)
-    extract_cache(detector, records, footage.extract, params.detector.postprocess, device=device)
     trained_on = Path(params.extract.out_dir) / CACHE_FILE
     if trained_on.is_file():
-        with RoiCache(trained_on) as training, RoiCache(footage.extract.out_dir) as new:
-            require_same_extractor(training.identity, new.identity, f"{footage.extract.out_dir} (footage) and {trained_on} (training)")
+        with RoiCache(trained_on) as training:
+            require_same_extractor(
+                training.identity,
+                {"format_version": FORMAT_VERSION, **detector.identity()},
+                f"{trained_on} (training features) and {default_checkpoint(params.detector)} (detector for the footage)",
+            )
+    records = load_frame_records(footage.dataset.index_dir, footage.dataset.root)
+    extract_cache(detector, records, footage.extract, params.detector.postprocess, device=device)
 
 
 def scene_graph(pair_rows: pl.DataFrame, frame: FootageFrame) -> dict:
@@ -194,6 +198,9 @@ def predict_footage(source: str | Path, out_dir: str | Path, params: Params, eve
         raise DataError(f"{source}: no such folder or video")
     if every < 1:
         raise DataError(f"--every {every}: must be at least 1")
+    head = Path(params.train.out_dir) / MODE / "model.pt"
+    if not head.is_file():
+        raise DataError(f"{head}: no trained {MODE} head (run `dvc repro train@{MODE}`)")
     work = out_dir / "work"
     footage = footage_params(params, work)
     frames = stage_frames(source, work / "dataset", every)
@@ -203,16 +210,16 @@ def predict_footage(source: str | Path, out_dir: str | Path, params: Params, eve
     with open_mode(footage, MODE) as data:
         model = load_trained(params, data)  # checked against the settings it was trained with
         table = predict(model, data.batches(footage, "test"), MODE)
-    table.write_parquet(out_dir / "predictions.parquet")
+    with atomic_path(out_dir / "predictions.parquet", suffix=".parquet") as tmp:
+        table.write_parquet(tmp)
     graphs_dir, overlays_dir = out_dir / "graphs", out_dir / "overlays"
-    no_annotation = pl.DataFrame(schema=OBJECT_SCHEMA)
     for frame in tqdm(frames, desc="graphs", unit="frame"):
         rows = table.filter(pl.col("frame") == frame.key)
         name = frame.key.split("/")[1].removesuffix(".png")
         atomic_write_json(graphs_dir / f"{name}.json", scene_graph(rows, frame))
         if overlays:
             with Image.open(work / "dataset" / "frames" / frame.key) as image:
-                save_png(render_frame(image.convert("RGB"), rows, no_annotation, f"{frame.key} ({MODE}, no annotation)"), overlays_dir / f"{name}.png")
+                save_png(render_frame(image.convert("RGB"), rows, None, f"{frame.key} ({MODE}, no annotation)"), overlays_dir / f"{name}.png")
     return PredictSummary(frames[0].key.split("/")[0], len(frames), int(table.height), graphs_dir, overlays_dir)
 
 

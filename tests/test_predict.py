@@ -78,6 +78,9 @@ def test_unusable_inputs_are_one_line_errors(world, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no frames"):
         predict_footage(tmp_path / "empty", tmp_path / "out", params)
+    untrained = params.model_copy(update={"train": params.train.model_copy(update={"out_dir": str(tmp_path / "none")})})
+    with pytest.raises(DataError, match="no trained sgdet head"):
+        predict_footage(footage, tmp_path / "out", untrained)
     with pytest.raises(DataError, match="--every 0"):
         predict_footage(footage, tmp_path / "out", params, every=0)
     (tmp_path / "notes.txt").write_text("x")
@@ -92,8 +95,9 @@ def test_footage_features_from_another_detector_are_refused(world, tmp_path):
     params, footage = world
     other = write_random_checkpoint(params.detector.config, tmp_path / "other.pth", seed=1)
     changed = params.model_copy(update={"detector": params.detector.model_copy(update={"checkpoint": str(other)})})
-    with pytest.raises(DataError, match=r"\(footage\) and .*roi.h5 \(training\): checkpoint_sha256 differs"):
+    with pytest.raises(DataError, match=r"roi.h5 \(training features\) and .*other.pth \(detector for the footage\): checkpoint_sha256 differs"):
         predict_footage(footage, tmp_path / "out", changed)
+    assert not (tmp_path / "out" / "work" / "roi").exists()  # refused before any extraction
 
 
 def test_predict_command(world, tmp_path):

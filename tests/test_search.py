@@ -23,7 +23,7 @@ from pipeline.search import (
     run_search_index_stage,
     search_like,
 )
-from pipeline.search.index import RelationIndex, write_relation_index
+from pipeline.search.index import RelationIndex, num_lists, write_relation_index
 from pipeline.search.quality import precision_at_k
 from pipeline.search.query import find_pair, object_class_of
 from pipeline.viz.triplets import ground_truth_predicates
@@ -61,6 +61,13 @@ def test_auto_index_type_follows_the_size_thresholds(count, expected):
     settings = SearchParams(flat_max_vectors=1000, ivfpq_min_vectors=5000)
     assert choose_index_type(count, settings) == expected
     assert choose_index_type(count, SearchParams(index_type="ivf")) == "ivf"
+
+
+def test_ivf_cells_follow_sqrt_n_but_keep_enough_training_points_each():
+    assert num_lists(170_000, SearchParams()) == int(4 * 170_000**0.5)
+    assert num_lists(170_000, SearchParams(train_sample=20_000)) == 20_000 // 39
+    assert num_lists(170_000, SearchParams(nlist=100)) == 100
+    assert num_lists(10, SearchParams()) == 1
 
 
 def test_flat_index_returns_the_exact_inner_product_ranking():

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from pipeline.constants import PREDICATES
@@ -81,6 +82,7 @@ def loss_curves_figure(curves: dict[str, dict[str, pl.DataFrame]]) -> Figure:
         val_ax.set_title(f"{mode}: validation (%)")
         for ax in (loss_ax, val_ax):
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7, ncol=2)

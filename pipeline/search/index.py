@@ -17,7 +17,11 @@ type       used for (``index_type: auto``)  trade-off
 =========  =============================  ================================================
 
 ``benchmarks/bench_search.py`` measures queries per second and recall@10
-against the exact index for each type at Action Genome test scale.
+against the exact index for each type at Action Genome test scale (170k
+pairs): IVF with ``nprobe`` 64 answered single queries tens of times faster
+than flat at recall@10 ~0.999, while 48-byte IVF-PQ codes lost most of the
+exact top 10 among tightly clustered relation embeddings. IVF-PQ is
+therefore only the default where flat vectors no longer fit in memory.
 
 Files in ``search.out_dir``: ``relations.faiss`` (the index; faiss id = row),
 ``relations.parquet`` (the ids table: row i names vector i) and
@@ -55,9 +59,12 @@ def choose_index_type(num_vectors: int, settings: SearchParams) -> str:
 
 
 def num_lists(num_vectors: int, settings: SearchParams) -> int:
-    """IVF cells: ``settings.nlist``, or 4 sqrt(N) (the usual faiss guideline) when 0."""
+    """IVF cells: ``settings.nlist``, or 4 sqrt(N) (the usual faiss guideline) when 0.
+
+    Capped so that every cell gets enough k-means training points from the sample.
+    """
     wanted = settings.nlist or int(4 * math.sqrt(num_vectors))
-    return max(1, min(wanted, num_vectors // POINTS_PER_CENTROID))
+    return max(1, min(wanted, min(num_vectors, settings.train_sample) // POINTS_PER_CENTROID))
 
 
 def training_sample(vectors: np.ndarray, settings: SearchParams) -> np.ndarray:

@@ -30,6 +30,7 @@ PERSON_COLOUR = (255, 255, 255)
 HIT_COLOUR = (64, 170, 64)  # predicted triplet that the annotation holds
 MISS_COLOUR = (200, 60, 60)  # predicted triplet the annotation does not hold
 GT_COLOUR = (110, 110, 110)
+TEXT_COLOUR = (0, 0, 0)
 # Distinct, colour-blind-safe object colours (Okabe-Ito), cycled.
 PALETTE = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0), (204, 121, 167)]
 
@@ -84,9 +85,18 @@ def draw_pairs(image: Image.Image, pairs: pl.DataFrame, captions: bool = True) -
     return canvas, factor
 
 
-def _panel_lines(pairs: pl.DataFrame, objects: pl.DataFrame) -> list[tuple[str, tuple[int, int, int]]]:
-    """Text lines of the side panel: per pair its predictions (hit or miss), then unmatched annotations."""
+def _panel_lines(pairs: pl.DataFrame, objects: pl.DataFrame | None) -> list[tuple[str, tuple[int, int, int]]]:
+    """Text lines of the side panel: per pair its predictions (hit or miss), then unmatched annotations.
+
+    ``objects`` None: footage without annotation, predictions in one neutral colour.
+    """
     lines: list[tuple[str, tuple[int, int, int]]] = []
+    if objects is None:
+        for i, pair in enumerate(pairs.iter_rows(named=True)):
+            lines.append((f"{object_name(pair['object_label'])}  (score {pair['object_score']:.2f})", PALETTE[i % len(PALETTE)]))
+            for triplet in predicted_triplets(pair["object_label"], pair["attention"], pair["spatial"], pair["contacting"]):
+                lines.append(("  + " + triplet.text(), TEXT_COLOUR))
+        return lines
     annotated = ground_truth_predicates(pairs, objects).to_list() if len(pairs) else []
     for i, (pair, truth) in enumerate(zip(pairs.iter_rows(named=True), annotated, strict=True)):
         lines.append((f"{object_name(pair['object_label'])}  (score {pair['object_score']:.2f})", PALETTE[i % len(PALETTE)]))
@@ -106,15 +116,17 @@ def _panel_lines(pairs: pl.DataFrame, objects: pl.DataFrame) -> list[tuple[str, 
     return lines
 
 
-def render_frame(image: Image.Image, pairs: pl.DataFrame, objects: pl.DataFrame, title: str) -> Image.Image:
+def render_frame(image: Image.Image, pairs: pl.DataFrame, objects: pl.DataFrame | None, title: str) -> Image.Image:
     """Frame with boxes (left) and, per pair, predicted triplets beside the ground truth (right).
 
     ``pairs``: the frame's predictions-format rows; ``objects``: its rows of
-    ``objects.parquet`` (may be empty for unseen footage). Predicted triplets
-    are green when annotated, red when not; missed annotations are grey.
+    ``objects.parquet``, or None for footage without annotation. Predicted
+    triplets are green when annotated, red when not; missed annotations are grey.
     """
     drawn, _ = draw_pairs(image, pairs)
-    lines = [(title, (0, 0, 0)), ("green: annotated  red: not annotated  grey: missed", GT_COLOUR)]
+    lines = [(title, TEXT_COLOUR)]
+    if objects is not None:
+        lines.append(("green: annotated  red: not annotated  grey: missed", GT_COLOUR))
     lines += _panel_lines(pairs, objects)
     height = max(drawn.height, LINE_HEIGHT * (len(lines) + 1))
     canvas = Image.new("RGB", (drawn.width + PANEL_WIDTH, height), (255, 255, 255))
