@@ -16,7 +16,13 @@ from pipeline.report import build_report, run_report_stage
 from pipeline.report.browser import chromium_binary, render_page
 from pipeline.search import run_search_index_stage
 
-needs_chromium = pytest.mark.skipif(chromium_binary() is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+@pytest.fixture
+def chromium():
+    # A missing browser is a failed check, not a skipped one: scripts/test.sh installs it.
+    binary = chromium_binary()
+    if binary is None:
+        pytest.fail("Chromium is not installed (Debian: apt-get install chromium); scripts/test.sh installs it")
+    return binary
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +77,7 @@ def test_missing_inputs_become_notes_and_ablations_tables(world, tmp_path):
     assert "<h3>predcls, with</h3>" in page and "<td>no ASM</td><td>39.00</td><td>9.50</td>" in page
 
 
-@needs_chromium
+@pytest.mark.usefixtures("chromium")
 def test_report_renders_in_headless_chromium_without_console_errors(world, tmp_path):
     path = run_report_stage(world)
     rendered = render_page(path, tmp_path / "report.png", window=(1280, 1600))
@@ -83,7 +89,7 @@ def test_report_renders_in_headless_chromium_without_console_errors(world, tmp_p
         assert colours is not None and len(colours) > 50  # text, tables and plots, not a blank page
 
 
-@needs_chromium
+@pytest.mark.usefixtures("chromium")
 def test_console_errors_are_caught(tmp_path):
     # The check above must be able to fail: a page whose script throws is reported.
     page = tmp_path / "broken.html"
