@@ -3,6 +3,11 @@
 * :func:`atomic_path` / :func:`atomic_write_bytes` / :func:`atomic_write_json`:
   write to a temporary file in the destination folder, fsync, then rename, so
   a crash never leaves a half-written output where a later stage reads it.
+* :func:`read_parquet` / :func:`open_hdf5`: open a cache file written by an
+  earlier stage, turning a missing or damaged file into a :class:`DataError`
+  that names it and the stage to rerun. Parquet and HDF5 both record their
+  own length (a Parquet footer, the HDF5 superblock's end-of-file address),
+  so a truncated file is detected on opening rather than read.
 * :func:`safe_load_pickle`: a restricted unpickler for annotation files that
   come from the internet. Only builtin containers/scalars and numpy arrays and
   dtypes are allowed; any other global (``os.system``, ``builtins.eval``, ...)
@@ -66,6 +71,32 @@ def atomic_write_text(dest: str | Path, text: str) -> None:
 
 def atomic_write_json(dest: str | Path, obj: Any) -> None:
     atomic_write_text(dest, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_parquet(path: str | Path, stage: str, **kwargs: Any):
+    """``polars.read_parquet(path, **kwargs)``; a missing or damaged file names ``stage`` to rerun."""
+    import polars as pl
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: missing; run the {stage} stage first (dvc repro {stage})")
+    try:
+        return pl.read_parquet(path, **kwargs)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}); rerun the {stage} stage (dvc repro {stage})") from None
+
+
+def open_hdf5(path: str | Path, stage: str):
+    """``h5py.File(path, "r")``; a missing or damaged file names ``stage`` to rerun."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: missing; run the {stage} stage first (dvc repro {stage})")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise DataError(f"{path}: not a readable HDF5 file ({err}); rerun the {stage} stage (dvc repro {stage})") from None
 
 
 # (module, name) pairs a legitimate AG pickle may reference. numpy moved its

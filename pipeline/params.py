@@ -175,6 +175,7 @@ class ModelParams(Section):
     d_model: int = Field(128, ge=8)
     heads: int = Field(8, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    pre_norm: bool = True
     spatial_layers: int = Field(1, ge=0)
     temporal: bool = True
     temporal_layers: int = Field(3, ge=1)

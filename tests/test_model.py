@@ -169,3 +169,11 @@ def test_everything_off_is_the_sttran_style_baseline():
     model, _ = build(mfe=False, mim=False, asm=False)
     assert model.mfe is None and model.mim is None and model.asm is None
     assert model.spatial is not None and model.temporal is not None
+
+
+@pytest.mark.parametrize("residual", ["relation", "motion"])
+def test_post_norm_layers_and_mim_residual_options_build_and_run(residual):
+    model, spec = build(pre_norm=False, mim_residual=residual)
+    assert not model.mim.layers[0].pre_norm
+    output = model(random_batch(spec))
+    assert torch.isfinite(output.logits["contacting"]).all()

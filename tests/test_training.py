@@ -201,3 +201,13 @@ def test_text_cache_with_another_predicate_order_is_refused(tmp_path):
         handle["prompt_embeddings"] = np.zeros((NUM_PREDICATES, 5), np.float32)
     with pytest.raises(DataError, match="prompt_embeddings has shape"):
         read_text_embeddings(path)
+
+
+def test_two_column_motion_attributes_size_the_mfe_input(world, tmp_path):
+    """relative_displacement is two motion columns (dx, dy): MFE must take 5 inputs for these 4 names."""
+    names = ("distance", "velocity", "relative_displacement", "scale_change")
+    params = override(with_out_dir(world, tmp_path, epochs=1), "model", mfe_attributes=names)
+    with open_mode(params, "predcls") as data:
+        assert data.spec.motion_dim == 5
+        assert data.source.load("V0.mp4").motion.shape[1] == 5
+    train_mode(params, "predcls")

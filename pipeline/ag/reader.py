@@ -30,8 +30,9 @@ from pipeline.ag.layout import (
     read_object_classes,
     read_predicates,
 )
+from pipeline.ag.validate import box_problems
 from pipeline.constants import ATTENTION, CONTACTING, GROUPS, SPATIAL
-from pipeline.io import DataError, atomic_path, atomic_write_json, safe_load_pickle
+from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet, safe_load_pickle
 
 SPLITS = ("train", "val", "test")
 
@@ -108,6 +109,20 @@ def _predicate_indices(names, group: slice, predicates: list[str], frame: str, f
     return out
 
 
+# Box faults the reader refuses: NaN would spread through every IoU and motion
+# attribute, and negative coordinates mean a corrupt record. Boxes past the
+# image border or of zero area are only reported by ``mosa validate``: real AG
+# boxes overshoot the border slightly and the small-box filter drops slivers.
+FATAL_BOX_PROBLEMS = frozenset({"nan_box", "negative_box"})
+
+
+def _refuse_broken_box(box, size, key: str, what: str, root: Path) -> None:
+    width, height = (int(v) for v in size)
+    for problem in box_problems(box, width, height, key, what):
+        if problem.kind in FATAL_BOX_PROBLEMS:
+            raise DataError(f"frame {key}: {problem.message}; run `mosa validate {root}` to list every problem")
+
+
 def load_action_genome(root: str | Path, filter_small: bool = False, small_box_side: float = 16.0) -> AGIndex:
     """Read an Action Genome root and apply the standard filters (module docstring)."""
     root = Path(root)
@@ -142,6 +157,7 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
             if obj.get("bbox") is None:
                 raise DataError(f"frame {key}: visible object {obj.get('class')!r} has no bbox")
             x, y, w, h = (float(v) for v in obj["bbox"])
+            _refuse_broken_box((x, y, x + w, y + h), person_bbox[key]["bbox_size"], key, repr(obj.get("class")), root)
             small = min(w, h) <= small_box_side
             if filter_small and small:
                 dropped["small_objects"] += 1
@@ -157,6 +173,7 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
         if np.asarray(person["bbox"]).shape[0] == 0:
             dropped["frames_without_person"] += 1
             continue
+        _refuse_broken_box(tuple(np.asarray(person["bbox"], dtype=np.float64)[0].tolist()), person["bbox_size"], key, "person", root)
         videos[parsed.video].append((parsed.number, key, split, person, visible))
 
     frame_rows = defaultdict(list)
@@ -272,10 +289,7 @@ def read_index(index_dir: str | Path) -> AGIndex:
     index_dir = Path(index_dir)
     tables = {}
     for name, file_name in INDEX_FILES.items():
-        path = index_dir / file_name
-        if not path.is_file():
-            raise DataError(f"{path}: missing; run the index stage first (dvc repro index)")
-        tables[name] = pl.read_parquet(path)
+        tables[name] = read_parquet(index_dir / file_name, "index")
     return AGIndex(**tables)
 
 

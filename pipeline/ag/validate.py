@@ -47,7 +47,8 @@ class Problem:
 BORDER_TOLERANCE = 2.0
 
 
-def _box_problems(box, width: int, height: int, where: str, kind_prefix: str) -> list[Problem]:
+def box_problems(box, width: int, height: int, where: str, kind_prefix: str) -> list[Problem]:
+    """Problems of one xyxy box in a ``width`` x ``height`` image (also used by the reader)."""
     x1, y1, x2, y2 = box
     if any(not math.isfinite(v) for v in box):
         return [Problem(ERROR, "nan_box", where, f"{kind_prefix} box {tuple(box)} has NaN or infinite values")]
@@ -100,7 +101,7 @@ def _object_problems(obj, key: str, width: int, height: int, classes: list[str],
         # As xywh it leaves the image, as xyxy it fits: the classic mix-up.
         problems.append(Problem(ERROR, "xyxy_as_xywh", key, f"{name!r} bbox {tuple(bbox)} looks like xyxy but object boxes must be (x, y, w, h)"))
     else:
-        problems.extend(_box_problems((x, y, x + w, y + h), width, height, key, f"{name!r}"))
+        problems.extend(box_problems((x, y, x + w, y + h), width, height, key, f"{name!r}"))
     problems.extend(_check_relationships(obj, key, predicates))
     return problems
 
@@ -116,7 +117,7 @@ def _person_problems(entry, key: str) -> tuple[list[Problem], tuple[int, int] | 
         if math.isfinite(x1 + x2 + y1 + y2) and x2 > 0 and y2 > 0 and (x2 < x1 or y2 < y1) and x1 + x2 <= width + BORDER_TOLERANCE:
             problems.append(Problem(ERROR, "xywh_as_xyxy", key, f"person bbox {tuple(box)} looks like xywh but person boxes must be xyxy"))
         else:
-            problems.extend(_box_problems(tuple(box), width, height, key, "person"))
+            problems.extend(box_problems(tuple(box), width, height, key, "person"))
     if boxes.shape[0] == 0:
         problems.append(Problem(WARNING, "no_person_box", key, "no person box (the frame is dropped by the standard filter)"))
     return problems, (width, height)

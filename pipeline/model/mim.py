@@ -9,7 +9,10 @@ of the pairs in the same frame:
 ``base`` is the residual branch: the query m_ti (a textbook cross-attention
 block) or the relation feature r_ti (our default), which keeps the
 appearance feature on a direct path when it replaces r before the temporal
-decoder.
+decoder. With ``model.pre_norm`` (default) the LayerNorms move onto the
+branch inputs instead, h = base + Attn(LN(m), LN(r)), r' = h + FFN(LN(h)):
+the post-norm block stalled training at the predicate priors on the
+synthetic data.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from pipeline.model.batch import gather_padded, scatter_mean
 
 
 class MotionInteractionLayer(nn.Module):
-    def __init__(self, d_model: int, heads: int, dropout: float, residual: Literal["relation", "motion"]) -> None:
+    def __init__(
+        self, d_model: int, heads: int, dropout: float, residual: Literal["relation", "motion"], pre_norm: bool = True
+    ) -> None:
         super().__init__()
         self.residual = residual
+        self.pre_norm = pre_norm
         self.attention = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
         self.norm_attention = nn.LayerNorm(d_model)
         self.ffn = nn.Sequential(
@@ -35,8 +41,13 @@ class MotionInteractionLayer(nn.Module):
 
     def forward(self, motion: Tensor, relation: Tensor, padding: Tensor) -> Tensor:
         """motion, relation: [F, P, d] per-frame padded; padding: [F, P]."""
-        attended, _ = self.attention(motion, relation, relation, key_padding_mask=padding, need_weights=False)
         base = relation if self.residual == "relation" else motion
+        if self.pre_norm:
+            query, keys = self.norm_attention(motion), self.norm_attention(relation)
+            attended, _ = self.attention(query, keys, keys, key_padding_mask=padding, need_weights=False)
+            hidden = base + self.dropout(attended)
+            return hidden + self.dropout(self.ffn(self.norm_ffn(hidden)))
+        attended, _ = self.attention(motion, relation, relation, key_padding_mask=padding, need_weights=False)
         hidden = self.norm_attention(base + self.dropout(attended))
         return self.norm_ffn(hidden + self.dropout(self.ffn(hidden)))
 
@@ -45,11 +56,17 @@ class MotionInteraction(nn.Module):
     """A stack of MIM layers; the motion queries stay fixed, the relation features update."""
 
     def __init__(
-        self, d_model: int, heads: int, layers: int, dropout: float, residual: Literal["relation", "motion"]
+        self,
+        d_model: int,
+        heads: int,
+        layers: int,
+        dropout: float,
+        residual: Literal["relation", "motion"],
+        pre_norm: bool = True,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            MotionInteractionLayer(d_model, heads, dropout, residual) for _ in range(layers)
+            MotionInteractionLayer(d_model, heads, dropout, residual, pre_norm) for _ in range(layers)
         )
 
     def forward(self, motion: Tensor, relation: Tensor, frame_pairs: Tensor) -> Tensor:

@@ -52,6 +52,7 @@ class FeatureSpec:
     union_dim: int
     class_embeddings: Tensor  # [C, D] class-name text embeddings
     prompt_embeddings: Tensor  # [P, D] or [C, P, D]
+    motion_dim: int  # motion-table columns of the selected MFE attributes (dx, dy count as two)
 
 
 class MOSA(nn.Module):
@@ -62,19 +63,23 @@ class MOSA(nn.Module):
         self.labels = LabelEmbedding(spec.class_embeddings)
         self.tokens = RelationTokenBuilder(spec.roi_dim, spec.union_dim, d, self.labels)
         self.spatial = (
-            SpatialEncoder(d, params.heads, params.spatial_layers, params.dropout)
+            SpatialEncoder(d, params.heads, params.spatial_layers, params.dropout, params.pre_norm)
             if params.spatial_layers > 0
             else None
         )
-        self.mfe = MotionFeatureExtractor(len(params.mfe_attributes), d) if params.mfe else None
+        self.mfe = MotionFeatureExtractor(spec.motion_dim, d) if params.mfe else None
         # MIM's queries are MFE's output: without MFE there is nothing to query with.
         self.mim = (
-            MotionInteraction(d, params.mim_heads, params.mim_layers, params.dropout, params.mim_residual)
+            MotionInteraction(
+                d, params.mim_heads, params.mim_layers, params.dropout, params.mim_residual, params.pre_norm
+            )
             if params.mfe and params.mim
             else None
         )
         self.temporal = (
-            TemporalDecoder(d, params.heads, params.temporal_layers, params.temporal_window, params.dropout)
+            TemporalDecoder(
+                d, params.heads, params.temporal_layers, params.temporal_window, params.dropout, params.pre_norm
+            )
             if params.temporal
             else None
         )

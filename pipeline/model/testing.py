@@ -9,7 +9,9 @@ from pipeline.model.batch import RelationBatch, pad_groups, window_tables
 from pipeline.model.mosa import FeatureSpec
 
 
-def random_spec(roi_dim: int = 12, union_dim: int = 10, text_dim: int = 16, per_object_prompts: bool = True, seed: int = 0) -> FeatureSpec:
+def random_spec(
+    roi_dim: int = 12, union_dim: int = 10, text_dim: int = 16, per_object_prompts: bool = True, motion_dim: int = 4, seed: int = 0
+) -> FeatureSpec:
     g = torch.Generator().manual_seed(seed)
     prompts_shape = (NUM_OBJECT_CLASSES, NUM_PREDICATES, text_dim) if per_object_prompts else (NUM_PREDICATES, text_dim)
     return FeatureSpec(
@@ -17,6 +19,7 @@ def random_spec(roi_dim: int = 12, union_dim: int = 10, text_dim: int = 16, per_
         union_dim=union_dim,
         class_embeddings=torch.nn.functional.normalize(torch.randn(NUM_OBJECT_CLASSES, text_dim, generator=g), dim=-1),
         prompt_embeddings=torch.nn.functional.normalize(torch.randn(*prompts_shape, generator=g), dim=-1),
+        motion_dim=motion_dim,
     )
 
 

@@ -112,6 +112,7 @@ def open_mode(params: Params, mode: str) -> ModeData:
         union_dim=cache.feature_dim,
         class_embeddings=text.class_embeddings,
         prompt_embeddings=text.prompt_embeddings,
+        motion_dim=len(source.motion_columns),
     )
     cached = BoundedCache(source, params.train.feature_cache_mb * 2**20)
     return ModeData(mode, source, cached, spec, index.frames, index.objects, index.relations)
