@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.io import DataError
 from pipeline.loss import RelationLoss, predicate_counts
 from pipeline.params import Params, load_params
 from pipeline.training.data import BoundedCache
@@ -78,9 +79,12 @@ def detector_seconds_per_frame(params: Params, max_frames: int) -> float | None:
         print(f"   skipped: no frames under {root}")
         return None
     checkpoint = default_checkpoint(params.detector)
-    if not checkpoint.is_file():
-        checkpoint = write_random_checkpoint(params.detector.config, Path(tempfile.mkdtemp()) / "random.pth")
-    detector = load_detector(params.detector.config, checkpoint)
+    try:
+        detector = load_detector(params.detector.config, checkpoint)
+    except DataError as err:  # no trained checkpoint (or one of another config): time random weights
+        print(f"   detector weights: random ({err})")
+        random_weights = write_random_checkpoint(params.detector.config, Path(tempfile.mkdtemp()) / "random.pth")
+        detector = load_detector(params.detector.config, random_weights)
     records = [r for frames in first_frames(load_frame_records(index_dir, root), max_frames).values() for r in frames]
     return live_epoch_seconds(detector, records, params) / len(records)
 

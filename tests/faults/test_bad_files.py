@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 from ag_fixtures import video, write_root
-from faults.crash import TouchOnUnpickle, snapshot
 from trained_world import override
 
+from faults.crash import TouchOnUnpickle, snapshot
 from pipeline.ag.reader import build_index, read_index, write_index
 from pipeline.detector.model import load_detector
 from pipeline.features.testing import write_random_checkpoint, write_tiny_config

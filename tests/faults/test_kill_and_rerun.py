@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from faults.crash import kill_when_paused, snapshot
 from trained_world import hashed_encoder, override
 
+from faults.crash import kill_when_paused, snapshot
 from pipeline.detector.model import load_detector
 from pipeline.detector.train import run_train_detector_stage
 from pipeline.features.testing import write_tiny_config, write_tiny_dataset
@@ -154,9 +154,41 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return checkpoint.load(path)["model"]
 
 
-def test_training_killed_mid_epoch_resumes_and_ends_like_an_uninterrupted_run(world, tmp_path):
-    straight = train_mode(override(world, "train", out_dir=str(tmp_path / "straight")), "predcls")
+@pytest.fixture(scope="module")
+def straight(world, tmp_path_factory) -> tuple[Path, object]:
+    """An uninterrupted two-epoch run: its folder and result."""
+    out_dir = tmp_path_factory.mktemp("straight")
+    return out_dir / "predcls", train_mode(override(world, "train", out_dir=str(out_dir)), "predcls")
 
+
+# Where the child dies in its second epoch: inside a training step, or half-way
+# through writing that epoch's checkpoint (after model.pt, so the model on
+# disk is one epoch ahead of checkpoint/last.pt).
+KILL_POINTS = {
+    "mid-epoch": """
+class LossThatPausesInTheSecondEpoch(run.RelationLoss):
+    def forward(self, *args, **kwargs):
+        if last.exists():  # the first epoch is saved
+            pause_here()
+        return super().forward(*args, **kwargs)
+run.RelationLoss = LossThatPausesInTheSecondEpoch
+""",
+    "saving-checkpoint": """
+import torch
+save = torch.save
+def save_that_tears_the_second_last_pt(payload, path, *args, **kwargs):
+    if last.exists() and ".last.pt." in str(path):
+        save(payload, path, *args, **kwargs)
+        Path(path).write_bytes(Path(path).read_bytes()[:1000])
+        pause_here()
+    return save(payload, path, *args, **kwargs)
+torch.save = save_that_tears_the_second_last_pt
+""",
+}
+
+
+@pytest.mark.parametrize("kill_point", sorted(KILL_POINTS))
+def test_killed_training_resumes_and_ends_like_an_uninterrupted_run(world, straight, tmp_path, kill_point):
     params = override(world, "train", out_dir=str(tmp_path / "killed"))
     save_params(params, tmp_path)
     inputs = [snapshot(Path(p)) for p in (world.dataset.index_dir, world.extract.out_dir)]
@@ -165,27 +197,28 @@ def test_training_killed_mid_epoch_resumes_and_ends_like_an_uninterrupted_run(wo
         + """
 import pipeline.training.run as run
 last = Path(params.train.out_dir) / "predcls" / "checkpoint" / "last.pt"
-class LossThatPausesInTheSecondEpoch(run.RelationLoss):
-    def forward(self, *args, **kwargs):
-        if last.exists():  # the first epoch is saved: die inside the second
-            pause_here()
-        return super().forward(*args, **kwargs)
-run.RelationLoss = LossThatPausesInTheSecondEpoch
+"""
+        + KILL_POINTS[kill_point]
+        + """
 run.train_mode(params, "predcls")
 """,
         tmp_path,
     )
     killed = tmp_path / "killed" / "predcls"
-    # What a rerun reads is whole: the first epoch's checkpoint and model.
+    # What a rerun reads is whole: the first epoch's checkpoint.
     assert checkpoint.load(killed / "checkpoint" / "last.pt")["epoch"] == 0
-    assert checkpoint.load(killed / "model.pt")["epoch"] == 0
     assert visible_files(killed / "checkpoint") == ["last.pt"]
     assert [snapshot(Path(p)) for p in (world.dataset.index_dir, world.extract.out_dir)] == inputs
 
     resumed = train_mode(params, "predcls")
+    straight_dir, straight_result = straight
     assert resumed.resumed_from == 1 and [r.epoch for r in resumed.history] == [1]
-    assert resumed.history[0].validation == straight.history[1].validation
-    assert resumed.best_epoch == straight.best_epoch
+    assert resumed.history[0].validation == straight_result.history[1].validation
+    assert resumed.best_epoch == straight_result.best_epoch
     for name in ("checkpoint/last.pt", "model.pt"):
-        a, b = _weights(tmp_path / "straight" / "predcls" / name), _weights(killed / name)
+        a, b = _weights(straight_dir / name), _weights(killed / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    # The run folder is a persisted DVC output: a torn temporary left in it
+    # would be cached and pushed with the model.
+    leftovers = [str(p.relative_to(killed)) for p in killed.rglob(".*")]
+    assert leftovers == [], "the rerun must remove the killed run's temporary files"
