@@ -206,7 +206,13 @@ def write_motion_parquet(
         (frames_scan, FRAME_COLUMNS, frames_path),
         (objects_scan, ("video", *OBJECT_COLUMNS), objects_path),
     ):
-        missing = [c for c in columns if c not in scan.collect_schema().names()]
+        try:
+            names = scan.collect_schema().names()
+        except pl.exceptions.PolarsError as err:
+            raise DataError(
+                f"{path}: not a readable Parquet file ({type(err).__name__}); rerun the index stage (dvc repro index)"
+            ) from None
+        missing = [c for c in columns if c not in names]
         if missing:
             raise DataError(
                 f"{path}: missing column(s) {', '.join(missing)}; rebuild it with the index stage (see docs/schemas.md)"

@@ -26,7 +26,7 @@ from pipeline.evaluation import (
 from pipeline.evaluation.ground_truth import GroundTruth, ground_truth_for_mode
 from pipeline.evaluation.report import per_predicate
 from pipeline.features.cache import RoiCache
-from pipeline.io import DataError, atomic_path, atomic_write_json
+from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet
 from pipeline.loss import RelationLoss, predicate_counts
 from pipeline.model.mosa import MOSA, FeatureSpec
 from pipeline.params import Params
@@ -99,9 +99,7 @@ def open_mode(params: Params, mode: str) -> ModeData:
     index = read_index(params.dataset.index_dir)
     cache = RoiCache(params.extract.out_dir)
     motion_path = Path(params.motion.out_path)
-    if not motion_path.is_file():
-        raise DataError(f"{motion_path}: motion table not found (run the motion stage)")
-    motion = pl.read_parquet(motion_path)
+    motion = read_parquet(motion_path, "motion")
     text = read_text_embeddings(params.text.out_path)
     source = CacheSource(
         mode, cache, index.frames, index.objects, motion, params.model.mfe_attributes,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES, OBJECT_CLASSES, PREDICATES
-from pipeline.io import DataError
+from pipeline.io import DataError, open_hdf5
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ def read_text_embeddings(path: str | Path) -> TextEmbeddings:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: text embeddings not found (run the text stage)")
-    with h5py.File(path, "r") as handle:
+    with open_hdf5(path, "text") as handle:
         for name in ("class_embeddings", "prompt_embeddings"):
             if name not in handle:
                 raise DataError(f"{path}: no dataset '{name}'; rerun the text stage")

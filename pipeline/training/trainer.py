@@ -113,6 +113,10 @@ def fit(
     best_path = out_dir / "model.pt"
     result = FitResult(best_epoch=-1, best_validation={SELECTION_METRIC: -math.inf})
 
+    # A run killed while saving leaves a hidden temp file; out_dir is a
+    # persisted DVC output, so it must not be cached and pushed with the model.
+    for leftover in out_dir.rglob(".*.tmp"):
+        leftover.unlink()
     start_epoch = 0
     if resumable(out_dir, run_fingerprint):
         state = checkpoint.load(last_path)
