@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.motion import gt_pairs, motion_attributes, write_motion_parquet
-from pipeline.motion.attributes import MIN_AREA, STILL_FRACTION
+from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES, MIN_AREA, STILL_FRACTION
 from pipeline.params import MotionParams
 
 LOOP_COLUMNS = (
@@ -45,16 +45,7 @@ LOOP_COLUMNS = (
     "ox2",
     "oy2",
 )
-ATTRIBUTES = (
-    "distance",
-    "velocity",
-    "persistence",
-    "direction_consistency",
-    "dx",
-    "dy",
-    "log_area_ratio",
-    "scale_change",
-)
+ATTRIBUTES = (*BASE_ATTRIBUTES, *(name for names in EXTRA_ATTRIBUTES.values() for name in names))
 
 
 def synthetic_index(videos: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -8,6 +8,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.ag.reader import FRAME_SCHEMA
 from pipeline.io import DataError
 from pipeline.motion import motion_table, write_motion_parquet
 from pipeline.params import MotionAttributes, MotionParams
@@ -39,18 +40,7 @@ def index_tables(
             (f"{video}/{n:06d}.png", video, n, "test", WIDTH, HEIGHT, *person_of[n])
             for n in sorted(person_of)
         ],
-        schema={
-            "frame": pl.String,
-            "video": pl.String,
-            "frame_number": pl.Int32,
-            "split": pl.String,
-            "width": pl.Int32,
-            "height": pl.Int32,
-            "person_x1": pl.Float64,
-            "person_y1": pl.Float64,
-            "person_x2": pl.Float64,
-            "person_y2": pl.Float64,
-        },  # fmt: skip
+        schema=FRAME_SCHEMA,
         orient="row",
     )
     objects = pl.DataFrame(

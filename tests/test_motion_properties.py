@@ -8,19 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.motion import motion_attributes
-from pipeline.motion.attributes import _arg_sort
+from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES, _arg_sort
 
 EXTRAS = {"relative_displacement": True, "log_area_ratio": True, "scale_change": True}
-ATTRIBUTES = [
-    "distance",
-    "velocity",
-    "persistence",
-    "direction_consistency",
-    "dx",
-    "dy",
-    "log_area_ratio",
-    "scale_change",
-]
+ATTRIBUTES = (*BASE_ATTRIBUTES, *(name for names in EXTRA_ATTRIBUTES.values() for name in names))
 
 # Half-pixel grid coordinates keep boxes non-degenerate and displacements
 # either exactly zero or clearly non-zero.
