@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -159,8 +160,9 @@ def train(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> Non
     from pipeline.training.run import live_dir, train_mode
 
     result = train_mode(load_params(params), _checked_mode(mode), live_dir=live_dir(mode))
-    best = ", ".join(f"{k} {v:.2f}" for k, v in result.best_validation.items())
-    typer.echo(f"{mode}: selected epoch {result.best_epoch + 1} (validation {best})")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns the same result
+        best = ", ".join(f"{k} {v:.2f}" for k, v in result.best_validation.items())
+        typer.echo(f"{mode}: selected epoch {result.best_epoch + 1} (validation {best})")
 
 
 @app.command("evaluate-model")

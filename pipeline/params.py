@@ -219,6 +219,7 @@ class TrainParams(Section):
     feature_cache_mb: int = Field(512, ge=0)
     seed: int = 0
     out_dir: str = "models/mosa"
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
 
 
 class EvaluateParams(Section):

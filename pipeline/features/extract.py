@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pipeline.ag.layout import frame_path
 from pipeline.constants import PERSON_INDEX
 from pipeline.detector.model import Detector, file_sha256
 from pipeline.detector.postprocess import postprocess_detections
+from pipeline.distributed import process_group
 from pipeline.features import cache
 from pipeline.features.roi import person_object_pairs, roi_embeddings, union_boxes
 from pipeline.io import DataError, atomic_path, atomic_write_json
@@ -597,35 +597,14 @@ def run_extract_stage(
     """The ``extract`` stage: set up ranks/devices, load the detector, extract, write metrics."""
     from pipeline.detector.model import load_detector
 
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    use_cuda = extract.device == "cuda" or (extract.device == "auto" and torch.cuda.is_available())
-    if extract.device == "cuda" and not torch.cuda.is_available():
-        raise DataError(
-            "params.yaml: extract.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'"
-        )
-    if use_cuda:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if world_size > 1:
-        import datetime
-
-        # A rank that finished its shards waits at the barrier for the slowest
-        # one; at AG scale that can exceed the 30-minute default.
-        torch.distributed.init_process_group(
-            backend="nccl" if use_cuda else "gloo", timeout=datetime.timedelta(hours=12)
-        )
-    try:
-        detector = load_detector(config_path, checkpoint_path, device)
+    with process_group(extract.device, "extract.device") as ranks:
+        detector = load_detector(config_path, checkpoint_path, ranks.device)
         records = load_frame_records(index_dir, dataset_root)
-        report = extract_cache(detector, records, extract, postprocess, rank, world_size, device)
+        report = extract_cache(
+            detector, records, extract, postprocess, ranks.rank, ranks.world_size, ranks.device
+        )
         if report is None:
             return None
-        metrics = report.as_metrics(world_size)
+        metrics = report.as_metrics(ranks.world_size)
         atomic_write_json(extract.metrics_path, metrics)
         return metrics
-    finally:
-        if world_size > 1:
-            torch.distributed.destroy_process_group()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -198,12 +198,63 @@ class VideoBatches:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[tuple[RelationBatch, BatchMeta]]:
+    def _steps(self) -> Iterator[list[str]]:
+        """The videos of each step, in this epoch's order."""
         order = list(self.videos)
         if self.shuffle:
             np.random.default_rng([self.seed, self.epoch]).shuffle(order)
         for start in range(0, len(order), self.batch_videos):
-            groups = [self.source.load(video) for video in order[start : start + self.batch_videos]]
-            groups = [g for g in groups if g.num_pairs]
-            if groups:
-                yield collate(groups, self.window, self.with_object_dist)
+            yield order[start : start + self.batch_videos]
+
+    def _collated(self, videos: Sequence[str]) -> tuple[RelationBatch, BatchMeta] | None:
+        groups = [self.source.load(video) for video in videos]
+        groups = [g for g in groups if g.num_pairs]
+        return collate(groups, self.window, self.with_object_dist) if groups else None
+
+    def __iter__(self) -> Iterator[tuple[RelationBatch, BatchMeta]]:
+        for videos in self._steps():
+            collated = self._collated(videos)
+            if collated is not None:
+                yield collated
+
+    def rank_steps(self, rank: int, world_size: int) -> Iterator[tuple[RelationBatch, BatchMeta, float]]:
+        """Each step of the single-process order split over ``world_size`` ranks: this rank's part and loss weight.
+
+        Rank ``r`` takes videos ``r, r + N, ...`` of the step's ``batch_videos``,
+        so the global batch stays ``batch_videos`` whatever the number of ranks.
+        DDP averages the ranks' gradients; weighting each rank's loss by
+        ``N x (its videos) / (step videos)`` makes that average the step's
+        per-video mean, as in one process (exactly so when the videos have equal
+        numbers of pairs). Every rank must take part in every step, so a rank
+        with no videos in a step (the last step of an epoch can be short) runs
+        the step's videos with weight 0.
+        """
+        for videos in self._steps():
+            mine = videos[rank::world_size]
+            collated = self._collated(mine)
+            if collated is not None:
+                yield (*collated, world_size * len(mine) / len(videos))
+                continue
+            # The other ranks' videos stand in; a step with no pairs at all is skipped by every rank alike.
+            stand_in = self._collated(videos)
+            if stand_in is not None:
+                yield (*stand_in, 0.0)
+
+
+def rank_share(videos: Sequence[str], rank: int, world_size: int) -> list[str]:
+    """Rank ``rank``'s contiguous block of ``videos`` (concatenated in rank order they give ``videos`` back)."""
+    bounds = np.linspace(0, len(videos), world_size + 1).round().astype(int)
+    return list(videos[bounds[rank] : bounds[rank + 1]])
+
+
+def to_device(value, device: torch.device):
+    """``value`` (a tensor, or a dataclass, dict or tuple holding tensors) with its tensors on ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: to_device(item, device) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(to_device(item, device) for item in value)
+    if is_dataclass(value):
+        return replace(value, **{f.name: to_device(getattr(value, f.name), device) for f in fields(value) if f.init})
+    return value

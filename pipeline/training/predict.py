@@ -9,7 +9,7 @@ import torch
 from pipeline.constants import PERSON_INDEX
 from pipeline.evaluation.predictions import PREDICTION_SCHEMA, predictions_table
 from pipeline.model.mosa import FIRST_OBJECT_CLASS, MOSA, RelationOutput
-from pipeline.training.data import BatchMeta, VideoBatches
+from pipeline.training.data import BatchMeta, VideoBatches, to_device
 
 
 def prediction_rows(output: RelationOutput, meta: BatchMeta, mode: str) -> pl.DataFrame:
@@ -46,7 +46,12 @@ def prediction_rows(output: RelationOutput, meta: BatchMeta, mode: str) -> pl.Da
 def predict(model: MOSA, batches: VideoBatches, mode: str) -> pl.DataFrame:
     """Predictions for every pair of the batches' videos, sorted by frame."""
     model.eval()
-    tables = [prediction_rows(model(batch), meta, mode) for batch, meta in batches]
+    device = next(model.parameters()).device
+    if device.type == "cpu":
+        tables = [prediction_rows(model(batch), meta, mode) for batch, meta in batches]
+    else:
+        cpu = torch.device("cpu")
+        tables = [prediction_rows(to_device(model(to_device(batch, device)), cpu), meta, mode) for batch, meta in batches]
     if not tables:
         return pl.DataFrame(schema=PREDICTION_SCHEMA)
     return pl.concat(tables).sort("frame", maintain_order=True)

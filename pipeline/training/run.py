@@ -17,6 +17,7 @@ import torch
 
 from pipeline.ag.reader import read_index
 from pipeline.constants import PREDICATES
+from pipeline.distributed import SINGLE_PROCESS, Ranks, process_group
 from pipeline.evaluation import (
     align_predictions,
     evaluate,
@@ -31,7 +32,7 @@ from pipeline.loss import RelationLoss, predicate_counts
 from pipeline.model.mosa import MOSA, FeatureSpec
 from pipeline.params import Params
 from pipeline.training import checkpoint
-from pipeline.training.data import BoundedCache, VideoBatches
+from pipeline.training.data import BoundedCache, VideoBatches, rank_share
 from pipeline.training.predict import predict
 from pipeline.training.sources import CacheSource
 from pipeline.training.text import read_text_embeddings
@@ -74,10 +75,18 @@ class ModeData:
     index_objects: pl.DataFrame
     relations: pl.DataFrame
 
-    def batches(self, params: Params, split: str, shuffle: bool = False) -> VideoBatches:
+    def batches(self, params: Params, split: str, shuffle: bool = False, ranks: Ranks = SINGLE_PROCESS) -> VideoBatches:
+        """Batches of ``split``; an unshuffled (prediction) split is cut into one block per rank.
+
+        Training batches cover the whole split on every rank; each rank takes
+        its part of every step (:meth:`VideoBatches.rank_steps`).
+        """
+        videos = self.source.videos(split)
+        if not shuffle:
+            videos = rank_share(videos, ranks.rank, ranks.world_size)
         return VideoBatches(
             self.cached,
-            self.source.videos(split),
+            videos,
             params.train.batch_videos,
             params.model.temporal_window,
             with_object_dist=self.mode == "sgdet",
@@ -135,12 +144,13 @@ def make_validator(data: ModeData, params: Params):
 
 def run_settings(params: Params, mode: str) -> dict:
     """The settings a trained model depends on (epochs excluded: more epochs may resume)."""
-    train = params.train.model_dump(exclude={"epochs", "modes", "feature_cache_mb"})
+    train = params.train.model_dump(exclude={"epochs", "modes", "feature_cache_mb", "device"})
     return {"mode": mode, "model": params.model.model_dump(), "train": train, "dataset": params.dataset.model_dump()}
 
 
 def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitResult:
-    with open_mode(params, mode) as data:
+    """Train one mode; under ``torchrun`` as one of several DDP ranks (see :func:`fit`)."""
+    with process_group(params.train.device, "train.device") as ranks, open_mode(params, mode) as data:
         if not data.source.videos("val"):
             raise DataError(
                 f"{params.dataset.index_dir}: the val split is empty; model selection needs it "
@@ -153,12 +163,14 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
             model.mfe.set_normalization(torch.as_tensor(mean), torch.as_tensor(std))
         counts = predicate_counts(data.relations) if params.model.loss.category_weighted else None
         loss_fn = RelationLoss(params.model.loss, counts)
+        if ranks.device.type != "cpu":
+            model, loss_fn = model.to(ranks.device), loss_fn.to(ranks.device)
         out_dir = Path(params.train.out_dir) / mode
         inputs = [Path(params.dataset.index_dir), Path(params.extract.out_dir), Path(params.motion.out_path), Path(params.text.out_path)]
         settings = run_settings(params, mode)
         run_fingerprint = checkpoint.fingerprint(settings, inputs)
         live = None
-        if live_dir is not None:
+        if live_dir is not None and ranks.is_main:
             from dvclive import Live
 
             # dvcyaml=False: the metrics and plots are declared in the project's dvc.yaml.
@@ -167,8 +179,8 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
         try:
             return fit(
                 model, loss_fn, params.train,
-                data.batches(params, "train", shuffle=True), data.batches(params, "val"),
-                make_validator(data, params), mode, out_dir, run_fingerprint, settings, live,
+                data.batches(params, "train", shuffle=True), data.batches(params, "val", ranks=ranks),
+                make_validator(data, params), mode, out_dir, run_fingerprint, settings, live, ranks,
             )  # fmt: skip
         finally:
             if live is not None:

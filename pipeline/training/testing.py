@@ -7,6 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import polars as pl
+from tqdm import tqdm
 
 from pipeline.ag.reader import AGIndex, relations_from_objects, write_index
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES, PERSON_INDEX
@@ -54,11 +55,14 @@ def _offsets(counts: list[int]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
-def _video_arrays(video: str, frames: pl.DataFrame, objects: pl.DataFrame, rng: np.random.Generator, feature_dim: int) -> dict:
+def _video_arrays(video_frames: pl.DataFrame, video_objects: pl.DataFrame, rng: np.random.Generator, feature_dim: int) -> dict:
+    """The ROI cache arrays of one video, from that video's rows of the index tables."""
     gt_boxes, gt_labels, gt_small, gt_counts, gt_pairs = [], [], [], [], []
     det_boxes, det_labels, det_scores, det_counts, det_pairs = [], [], [], [], []
-    for frame in frames.filter(pl.col("video") == video).iter_rows(named=True):
-        objs = objects.filter(pl.col("frame") == frame["frame"]).sort("object_class")
+    objects_of = video_objects.sort("object_class", maintain_order=True).partition_by("frame", as_dict=True, maintain_order=True)
+    no_objects = video_objects.clear()
+    for frame in video_frames.iter_rows(named=True):
+        objs = objects_of.get((frame["frame"],), no_objects)
         person = [frame["person_x1"], frame["person_y1"], frame["person_x2"], frame["person_y2"]]
         boxes = [person, *objs.select("x1", "y1", "x2", "y2").rows()]
         first = sum(gt_counts)
@@ -78,7 +82,6 @@ def _video_arrays(video: str, frames: pl.DataFrame, objects: pl.DataFrame, rng: 
     gt_boxes, det_boxes = np.array(gt_boxes), np.array(det_boxes)
     gt_pairs, det_pairs = np.array(gt_pairs), np.array(det_pairs)
     class_scores = rng.random((len(det_boxes), NUM_OBJECT_CLASSES)).astype(np.float32)
-    video_frames = frames.filter(pl.col("video") == video)
     return {
         "frame": video_frames["frame"].to_numpy().astype(object),
         "frame_number": video_frames["frame_number"].to_numpy(),
@@ -113,6 +116,8 @@ def write_synthetic_caches(
     feature_dim: int = 8,
     text_dim: int = 16,
     seed: int = 0,
+    index: tuple[pl.DataFrame, pl.DataFrame] | None = None,
+    with_motion: bool = True,
 ) -> Params:
     """Index, ROI cache, motion table and text cache under ``root``; params pointing at them.
 
@@ -120,19 +125,27 @@ def write_synthetic_caches(
     with fixed predicates; detections are the ground-truth boxes shifted by
     half a pixel plus one spurious box of class :data:`SPURIOUS_LABEL`.
     Features are random: this exercises the data path, it teaches nothing.
+
+    ``index`` (frames, objects tables with the columns of the generated ones)
+    replaces the generated index, and then ``splits`` is ignored;
+    ``with_motion=False`` leaves the motion table to the caller (e.g. to time
+    the motion stage on it).
     """
-    splits = splits or DEFAULT_SPLITS
     rng = np.random.default_rng(seed)
-    frames, objects = _index_tables(splits, frames_per_video)
+    frames, objects = index or _index_tables(splits or DEFAULT_SPLITS, frames_per_video)
     write_index(AGIndex(frames, objects, relations_from_objects(objects)), root / "index")
     (root / "roi").mkdir(parents=True, exist_ok=True)
+    frames_of = frames.partition_by("video", as_dict=True, maintain_order=True)
+    objects_of = objects.partition_by("video", as_dict=True, maintain_order=True)
     with h5py.File(root / "roi" / roi_cache.CACHE_FILE, "w") as handle:
         handle.attrs.update({"format_version": roi_cache.FORMAT_VERSION, "feature_dim": feature_dim,
                              "config_sha256": "synthetic", "checkpoint_sha256": "synthetic"})  # fmt: skip
-        for video in splits:
-            roi_cache.write_video(handle, video, _video_arrays(video, frames, objects, rng, feature_dim), feature_dim)
-    motion = motion_table(frames, objects, MotionParams(), load_detection_table(root / "roi"))
-    motion.write_parquet(root / "motion.parquet")
+        for key, video_frames in tqdm(frames_of.items(), desc="synthetic ROI cache", unit="video", disable=len(frames_of) < 100):
+            arrays = _video_arrays(video_frames, objects_of.get(key, objects.clear()), rng, feature_dim)
+            roi_cache.write_video(handle, key[0], arrays, feature_dim)
+    if with_motion:
+        motion = motion_table(frames, objects, MotionParams(), load_detection_table(root / "roi"))
+        motion.write_parquet(root / "motion.parquet")
     with h5py.File(root / "text.h5", "w") as handle:
         handle["class_embeddings"] = rng.standard_normal((NUM_OBJECT_CLASSES, text_dim)).astype(np.float32)
         handle["prompt_embeddings"] = rng.standard_normal((NUM_OBJECT_CLASSES, NUM_PREDICATES, text_dim)).astype(np.float32)

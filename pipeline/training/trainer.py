@@ -17,13 +17,21 @@ from typing import Any
 
 import polars as pl
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from pipeline.distributed import (
+    SINGLE_PROCESS,
+    Ranks,
+    broadcast_from_main,
+    gather_on_main,
+    sum_over_ranks,
+)
 from pipeline.loss import RelationLoss
 from pipeline.model.mosa import MOSA
 from pipeline.params import TrainParams
 from pipeline.training import checkpoint
-from pipeline.training.data import VideoBatches
+from pipeline.training.data import VideoBatches, to_device
 from pipeline.training.predict import predict
 
 # The validation metric that selects the model and drives the LR schedule.
@@ -54,25 +62,44 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train_epoch(
-    model: MOSA,
+    model: torch.nn.Module,
     loss_fn: RelationLoss,
     optimizer: torch.optim.Optimizer,
     batches: VideoBatches,
     grad_clip: float,
     progress: tqdm | None = None,
+    ranks: Ranks = SINGLE_PROCESS,
 ) -> tuple[dict[str, float], int]:
-    """One pass; returns the mean of each loss component (over batches) and the frame count."""
+    """One pass; returns the mean of each loss component (over batches, all ranks) and the frame count.
+
+    Under DDP (``model`` wrapped, ``ranks.distributed``) each rank trains on
+    its part of every step (:meth:`VideoBatches.rank_steps`).
+    """
     model.train()
     sums: dict[str, float] = {}
     steps = frames = 0
-    for batch, meta in batches:
-        losses = loss_fn(model(batch), batch)
-        if not losses["total"].requires_grad:
+    if ranks.distributed:
+        parts = batches.rank_steps(ranks.rank, ranks.world_size)
+    else:
+        parts = ((batch, meta, 1.0) for batch, meta in batches)
+    for batch, meta, weight in parts:
+        if ranks.device.type != "cpu":
+            batch = to_device(batch, ranks.device)
+        output = model(batch)
+        losses = loss_fn(output, batch)
+        total = losses["total"]
+        if ranks.distributed:
+            # DDP all-reduces inside backward: every rank must run it in every
+            # step, if need be with a zero loss still connected to the model.
+            total = total * weight if total.requires_grad else 0.0 * sum(t.sum() for t in output.logits.values())
+        elif not total.requires_grad:
             continue  # a batch without any labelled pair (possible in SGDet)
         optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
+        total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
+        if weight == 0.0 or not losses["total"].requires_grad:
+            continue
         for name, value in losses.items():
             sums[name] = sums.get(name, 0.0) + float(value.detach())
         steps += 1
@@ -80,7 +107,27 @@ def train_epoch(
         if progress is not None:
             progress.update(len(meta.frames))
             progress.set_postfix(loss=f"{float(losses['total'].detach()):.3f}")
+    if ranks.distributed:
+        # Loss components are the same on every rank (the loss always returns all of them).
+        names = sorted(sums)
+        *totals, steps, frames = sum_over_ranks([sums[n] for n in names] + [steps, frames], ranks)
+        sums, steps, frames = dict(zip(names, totals, strict=True)), int(steps), int(frames)
     return {name: total / max(steps, 1) for name, total in sums.items()}, frames
+
+
+def validate_on_ranks(
+    model: MOSA, val_batches: VideoBatches, validate: Validator, mode: str, ranks: Ranks
+) -> dict[str, float]:
+    """Each rank predicts its share of the validation videos; rank 0 scores all of them.
+
+    Every rank gets rank 0's metrics, so their LR schedules stay in step.
+    """
+    table = predict(model, val_batches, mode)
+    if not ranks.distributed:
+        return validate(table)
+    tables = gather_on_main(ranks, table)
+    validation = validate(pl.concat(tables).sort("frame", maintain_order=True)) if tables is not None else None
+    return broadcast_from_main(ranks, validation)
 
 
 def resumable(out_dir: Path, run_fingerprint: str) -> bool:
@@ -103,8 +150,23 @@ def fit(
     run_fingerprint: str,
     model_settings: dict[str, Any],
     live: Any | None = None,
+    ranks: Ranks = SINGLE_PROCESS,
 ) -> FitResult:
-    """Train for ``params.epochs``, keeping the best validation epoch in ``out_dir/model.pt``."""
+    """Train for ``params.epochs``, keeping the best validation epoch in ``out_dir/model.pt``.
+
+    Under torchrun (``ranks.distributed``) every rank calls this with its
+    share of ``val_batches``; rank 0 alone writes checkpoints, ``live`` logs
+    and progress.
+    """
+    trained: torch.nn.Module = model
+    if ranks.distributed:
+        if ranks.device.type == "cuda":
+            # BatchNorm statistics over the whole step, as in one process (gloo on CPU has no SyncBatchNorm).
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        # Unused parameters exist in some ablations (e.g. no MIM) and in zero-weight steps.
+        trained = DistributedDataParallel(
+            model, device_ids=[ranks.device] if ranks.device.type == "cuda" else None, find_unused_parameters=True
+        )
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=params.lr_factor, patience=params.lr_patience
@@ -115,8 +177,9 @@ def fit(
 
     # A run killed while saving leaves a hidden temp file; out_dir is a
     # persisted DVC output, so it must not be cached and pushed with the model.
-    for leftover in out_dir.rglob(".*.tmp"):
-        leftover.unlink()
+    if ranks.is_main:
+        for leftover in out_dir.rglob(".*.tmp"):
+            leftover.unlink()
     start_epoch = 0
     if resumable(out_dir, run_fingerprint):
         state = checkpoint.load(last_path)
@@ -131,17 +194,20 @@ def fit(
         torch.manual_seed(epoch_seed(params.seed, epoch))
         train_batches.set_epoch(epoch)
         started = time.perf_counter()
-        with tqdm(desc=f"{mode} epoch {epoch + 1}/{params.epochs}", unit="frame", leave=False) as progress:
-            losses, frames = train_epoch(model, loss_fn, optimizer, train_batches, params.grad_clip, progress)
+        description = f"{mode} epoch {epoch + 1}/{params.epochs}"
+        with tqdm(desc=description, unit="frame", leave=False, disable=not ranks.is_main) as progress:
+            losses, frames = train_epoch(trained, loss_fn, optimizer, train_batches, params.grad_clip, progress, ranks)
         speed = frames / max(time.perf_counter() - started, 1e-9)
-        validation = validate(predict(model, val_batches, mode))
+        validation = validate_on_ranks(model, val_batches, validate, mode, ranks)
         scheduler.step(validation[SELECTION_METRIC])
         record = EpochRecord(epoch, losses, validation, optimizer.param_groups[0]["lr"], speed)
         result.history.append(record)
-
         if validation[SELECTION_METRIC] > result.best_validation[SELECTION_METRIC]:
             result.best_epoch, result.best_validation = epoch, dict(validation)
-            checkpoint.save(best_path, {"model": model.state_dict(), "settings": model_settings, "epoch": epoch})
+            if ranks.is_main:
+                checkpoint.save(best_path, {"model": model.state_dict(), "settings": model_settings, "epoch": epoch})
+        if not ranks.is_main:
+            continue
         checkpoint.save(
             last_path,
             {
