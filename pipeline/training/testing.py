@@ -149,6 +149,11 @@ def write_synthetic_caches(
     with h5py.File(root / "text.h5", "w") as handle:
         handle["class_embeddings"] = rng.standard_normal((NUM_OBJECT_CLASSES, text_dim)).astype(np.float32)
         handle["prompt_embeddings"] = rng.standard_normal((NUM_OBJECT_CLASSES, NUM_PREDICATES, text_dim)).astype(np.float32)
+    return synthetic_params(root)
+
+
+def synthetic_params(root: Path) -> Params:
+    """Params pointing at the caches :func:`write_synthetic_caches` writes under ``root``."""
     return Params.model_validate({
         "dataset": {"index_dir": str(root / "index")},
         "extract": {"out_dir": str(root / "roi")},
