@@ -16,6 +16,7 @@ from pipeline.report import build_report, run_report_stage
 from pipeline.report.browser import chromium_binary, render_page
 from pipeline.search import run_search_index_stage
 
+
 @pytest.fixture
 def chromium():
     # A missing browser is a failed check, not a skipped one: scripts/test.sh installs it.
