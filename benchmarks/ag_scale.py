@@ -41,6 +41,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from pipeline.ag.reader import FRAME_SCHEMA, OBJECT_SCHEMA, conform
 from pipeline.constants import CONTACTING, NUM_OBJECT_CLASSES, PERSON_INDEX, SPATIAL
 from pipeline.params import Params
 
@@ -122,11 +123,8 @@ def ag_index(scale: float, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
             "contacting": [row[:c] for row, c in zip(contacting.tolist(), contacting_count, strict=True)],
             "small": np.zeros(n, bool),
         }).sort("frame", "object_class"))  # fmt: skip
-    frames_df = pl.concat(frame_parts).cast({"frame_number": pl.Int32, "width": pl.Int32, "height": pl.Int32})
-    objects_df = pl.concat(object_parts).cast(
-        {"frame_number": pl.Int32, "object_class": pl.Int16, "attention": pl.List(pl.Int16),
-         "spatial": pl.List(pl.Int16), "contacting": pl.List(pl.Int16)}
-    )  # fmt: skip
+    frames_df = conform(pl.concat(frame_parts), FRAME_SCHEMA)
+    objects_df = conform(pl.concat(object_parts), OBJECT_SCHEMA)
     return frames_df, objects_df
 
 
@@ -143,18 +141,12 @@ def step_motion(params: Params) -> tuple[int, str, str]:
 def step_train(params: Params) -> tuple[int, str, str]:
     from tqdm import tqdm
 
-    from pipeline.loss import RelationLoss, predicate_counts
-    from pipeline.training.run import build_model, open_mode
+    from pipeline.training.run import build_training, open_mode
     from pipeline.training.trainer import train_epoch
 
     with open_mode(params, "predcls") as data:
-        model = build_model(params, data)
+        model, loss_fn = build_training(params, data)
         videos = data.source.videos("train")
-        if model.mfe is not None:
-            mean, std = data.source.motion_statistics(videos)
-            model.mfe.set_normalization(torch.as_tensor(mean), torch.as_tensor(std))
-        counts = predicate_counts(data.relations) if params.model.loss.category_weighted else None
-        loss_fn = RelationLoss(params.model.loss, counts)
         optimizer = torch.optim.AdamW(model.parameters(), lr=params.train.lr)
         batches = data.batches(params, "train", shuffle=True)
         if TRAIN_VIDEOS_ENV in os.environ:  # a part of the epoch, for when a whole one takes too long

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]  # runnable without installing the package
 
 from evaluation_oracle import evaluate_oracle, random_problem  # noqa: E402
+from timing import timed  # noqa: E402
 
 from pipeline.evaluation import evaluate  # noqa: E402
 from pipeline.params import EvaluateParams  # noqa: E402
-
-
-def timed(func):
-    start = time.perf_counter()
-    out = func()
-    return out, time.perf_counter() - start
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]  # runnable without installing the package
 
 import faiss  # noqa: E402
+from timing import timed  # noqa: E402
 
 from pipeline.params import SearchParams  # noqa: E402
 from pipeline.search.index import build_index, index_description  # noqa: E402
@@ -45,12 +45,6 @@ def synthesise(pairs: int, dim: int, queries: int, seed: int) -> tuple[np.ndarra
     data = unit(centres[members] + 0.9 * rng.standard_normal((pairs, dim)) / np.sqrt(dim))
     asked = unit(centres[rng.choice(CENTRES, size=queries, p=weights / weights.sum())] + 0.3 * rng.standard_normal((queries, dim)) / np.sqrt(dim))
     return data, asked
-
-
-def timed(func):
-    start = time.perf_counter()
-    out = func()
-    return out, time.perf_counter() - start
 
 
 def main() -> None:

@@ -28,10 +28,9 @@ from pathlib import Path
 import torch
 
 from pipeline.io import DataError
-from pipeline.loss import RelationLoss, predicate_counts
 from pipeline.params import Params, load_params
 from pipeline.training.data import BoundedCache
-from pipeline.training.run import build_model, open_mode
+from pipeline.training.run import build_training, open_mode
 from pipeline.training.testing import write_synthetic_caches
 from pipeline.training.trainer import train_epoch
 
@@ -51,8 +50,7 @@ def caches_exist(params: Params) -> bool:
 def timed_epoch(params: Params, data, cache_mb: int, epochs: int) -> list[tuple[int, float]]:
     """(frames, seconds) of each of ``epochs`` training epochs with a fresh model and feature cache."""
     data.cached = BoundedCache(data.source, cache_mb * 2**20)
-    model = build_model(params, data)
-    loss_fn = RelationLoss(params.model.loss, predicate_counts(data.relations))
+    model, loss_fn = build_training(params, data)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.train.lr)
     batches = data.batches(params, "train", shuffle=True)
     timings = []

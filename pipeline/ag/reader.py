@@ -215,6 +215,11 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
     )
 
 
+def conform(table: pl.DataFrame, schema: dict) -> pl.DataFrame:
+    """``table`` with exactly the columns of ``schema``, in its order and types."""
+    return table.select(list(schema)).cast(schema)
+
+
 def relations_from_objects(objects: pl.DataFrame) -> pl.DataFrame:
     """One row per ground-truth triplet: 1 attention + each spatial + each contacting label."""
     parts = [
@@ -224,7 +229,7 @@ def relations_from_objects(objects: pl.DataFrame) -> pl.DataFrame:
         .with_columns(pl.lit(group).alias("group"))
         for group in GROUPS
     ]
-    return pl.concat(parts).sort("frame", "object_class", "predicate").select(list(RELATION_SCHEMA)).cast(RELATION_SCHEMA)
+    return conform(pl.concat(parts).sort("frame", "object_class", "predicate"), RELATION_SCHEMA)
 
 
 def assign_val_split(index: AGIndex, val_fraction: float, seed: int) -> AGIndex:

@@ -17,6 +17,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
+from pipeline.ag.reader import read_index
 from pipeline.detector.checkpoint import save_checkpoint
 from pipeline.detector.model import (
     ag_label_map,
@@ -89,17 +90,12 @@ def coco_annotations(frames: pl.DataFrame, objects: pl.DataFrame, cfg) -> dict:
 def write_coco_split(index_dir: str | Path, split: str, cfg, out_path: Path) -> int:
     """Write the COCO file of one split of the index; return its number of images."""
     index_dir = Path(index_dir)
-    tables = {}
-    for name in ("frames", "objects"):
-        path = index_dir / f"{name}.parquet"
-        if not path.is_file():
-            raise DataError(f"{path}: missing; run the index stage first (dvc repro index)")
-        tables[name] = pl.read_parquet(path).filter(pl.col("split") == split)
-    if tables["frames"].height == 0:
+    index = read_index(index_dir).split(split)
+    if index.frames.height == 0:
         raise DataError(
             f"{index_dir / 'frames.parquet'}: no frames in split {split!r}; cannot train or evaluate the detector"
         )
-    coco = coco_annotations(tables["frames"], tables["objects"], cfg)
+    coco = coco_annotations(index.frames, index.objects, cfg)
     atomic_write_json(out_path, coco)
     return len(coco["images"])
 

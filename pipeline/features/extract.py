@@ -26,11 +26,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import polars as pl
 import torch
 from tqdm import tqdm
 
 from pipeline.ag.layout import frame_path
+from pipeline.ag.reader import read_index
 from pipeline.constants import PERSON_INDEX
 from pipeline.detector.model import Detector, file_sha256
 from pipeline.detector.postprocess import postprocess_detections
@@ -64,17 +64,11 @@ def load_frame_records(
     index_dir: str | Path, dataset_root: str | Path
 ) -> dict[str, list[FrameRecord]]:
     """Frames of ``frames.parquet`` with their boxes from ``objects.parquet``, grouped by video (sorted)."""
-    index_dir = Path(index_dir)
-    tables = {}
-    for name in ("frames", "objects"):
-        path = index_dir / f"{name}.parquet"
-        if not path.is_file():
-            raise DataError(f"{path}: missing; run the index stage first (dvc repro index)")
-        tables[name] = pl.read_parquet(path)
-    frames = tables["frames"].sort(["video", "frame_number"]).with_row_index("row")
+    index = read_index(index_dir)
+    frames = index.frames.sort(["video", "frame_number"]).with_row_index("row")
     # Objects in frame order, then class order; each frame owns one contiguous slice.
     objects = (
-        tables["objects"]
+        index.objects
         .join(frames.select("frame", "row"), on="frame", how="inner")
         .sort(["row", "object_class"])
     )

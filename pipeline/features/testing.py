@@ -15,6 +15,14 @@ import polars as pl
 import torch
 from PIL import Image
 
+from pipeline.ag.reader import (
+    FRAME_SCHEMA,
+    OBJECT_SCHEMA,
+    AGIndex,
+    conform,
+    relations_from_objects,
+    write_index,
+)
 from pipeline.constants import PERSON_INDEX
 
 DEFAULT_CONFIG = (
@@ -168,18 +176,9 @@ def write_tiny_dataset(
                         small=min(x2 - x1, y2 - y1) <= 16,
                     )
                 )
-    frames = pl.DataFrame(frame_rows).with_columns(
-        pl.col("frame_number", "width", "height").cast(pl.Int32)
-    )
-    objects = pl.DataFrame(object_rows).with_columns(
-        pl.col("frame_number").cast(pl.Int32),
-        pl.col("object_class").cast(pl.Int16),
-        pl.col("attention", "spatial", "contacting").cast(pl.List(pl.Int16)),
-    )
-    index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    frames.write_parquet(index_dir / "frames.parquet")
-    objects.write_parquet(index_dir / "objects.parquet")
+    frames = conform(pl.DataFrame(frame_rows), FRAME_SCHEMA)
+    objects = conform(pl.DataFrame(object_rows), OBJECT_SCHEMA)
+    write_index(AGIndex(frames, objects, relations_from_objects(objects)), index_dir)
     return {"frames": frames, "objects": objects}
 
 

@@ -148,6 +148,16 @@ def run_settings(params: Params, mode: str) -> dict:
     return {"mode": mode, "model": params.model.model_dump(), "train": train, "dataset": params.dataset.model_dump()}
 
 
+def build_training(params: Params, data: ModeData) -> tuple[MOSA, RelationLoss]:
+    """The model with MFE normalised on the train split, and the loss weighted by train counts."""
+    model = build_model(params, data)
+    if model.mfe is not None:
+        mean, std = data.source.motion_statistics(data.source.videos("train"))
+        model.mfe.set_normalization(torch.as_tensor(mean), torch.as_tensor(std))
+    counts = predicate_counts(data.relations) if params.model.loss.category_weighted else None
+    return model, RelationLoss(params.model.loss, counts)
+
+
 def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitResult:
     """Train one mode; under ``torchrun`` as one of several DDP ranks (see :func:`fit`)."""
     with process_group(params.train.device, "train.device") as ranks, open_mode(params, mode) as data:
@@ -156,13 +166,7 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
                 f"{params.dataset.index_dir}: the val split is empty; model selection needs it "
                 "(raise dataset.val_fraction)"
             )
-        model = build_model(params, data)
-        train_videos = data.source.videos("train")
-        if model.mfe is not None:
-            mean, std = data.source.motion_statistics(train_videos)
-            model.mfe.set_normalization(torch.as_tensor(mean), torch.as_tensor(std))
-        counts = predicate_counts(data.relations) if params.model.loss.category_weighted else None
-        loss_fn = RelationLoss(params.model.loss, counts)
+        model, loss_fn = build_training(params, data)
         if ranks.device.type != "cpu":
             model, loss_fn = model.to(ranks.device), loss_fn.to(ranks.device)
         out_dir = Path(params.train.out_dir) / mode

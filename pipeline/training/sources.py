@@ -152,12 +152,7 @@ class CacheSource:
         person_row, object_row, frame = person_row[keep], object_row[keep], frame[keep]
         ones = np.ones(len(frame))
         return {
-            "cache_frame": frame,
-            "subject_box": arrays["gt_boxes"][person_row],
-            "object_box": arrays["gt_boxes"][object_row],
-            "subject_roi": arrays["gt_features"][person_row],
-            "object_roi": arrays["gt_features"][object_row],
-            "union": arrays["gt_union_features"][keep],
+            **_pair_features(arrays, "gt", person_row, object_row, frame, keep),
             "object_label": arrays["gt_labels"][object_row].astype(np.int64),
             "object_index": arrays["gt_labels"][object_row].astype(np.int64),
             "subject_score": ones,
@@ -173,12 +168,7 @@ class CacheSource:
         keep = np.isin(frame, kept_frames) & (person_row == top_person[frame]) & (labels[object_row] > PERSON_INDEX)
         person_row, object_row, frame = person_row[keep], object_row[keep], frame[keep]
         return {
-            "cache_frame": frame,
-            "subject_box": arrays["det_boxes"][person_row],
-            "object_box": arrays["det_boxes"][object_row],
-            "subject_roi": arrays["det_features"][person_row],
-            "object_roi": arrays["det_features"][object_row],
-            "union": arrays["det_union_features"][keep],
+            **_pair_features(arrays, "det", person_row, object_row, frame, keep),
             "object_label": labels[object_row],
             "object_index": object_row - offsets[frame],
             "object_dist": arrays["det_class_scores"][object_row].astype(np.float32),
@@ -316,3 +306,15 @@ class CacheSource:
             hit = match >= 0
             truth_row[members[hit]] = truths["row"].to_numpy()[match[hit]]
         return truth_row
+
+
+def _pair_features(arrays: dict[str, np.ndarray], prefix: str, person_row, object_row, frame, keep) -> dict[str, np.ndarray]:
+    """Boxes and features of the kept (person, object) pairs of one box set (``gt`` or ``det``)."""
+    return {
+        "cache_frame": frame,
+        "subject_box": arrays[f"{prefix}_boxes"][person_row],
+        "object_box": arrays[f"{prefix}_boxes"][object_row],
+        "subject_roi": arrays[f"{prefix}_features"][person_row],
+        "object_roi": arrays[f"{prefix}_features"][object_row],
+        "union": arrays[f"{prefix}_union_features"][keep],
+    }

@@ -9,7 +9,14 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from pipeline.ag.reader import AGIndex, relations_from_objects, write_index
+from pipeline.ag.reader import (
+    FRAME_SCHEMA,
+    OBJECT_SCHEMA,
+    AGIndex,
+    conform,
+    relations_from_objects,
+    write_index,
+)
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES, PERSON_INDEX
 from pipeline.features import cache as roi_cache
 from pipeline.features.cache import load_detection_table
@@ -39,11 +46,8 @@ def _index_tables(splits: dict[str, str], frames_per_video: int) -> tuple[pl.Dat
                     attention=[cls % 3], spatial=[3 + (cls + t) % 6], contacting=[9 + cls % 17, 9 + (cls + 1) % 17],
                     small=small,
                 ))  # fmt: skip
-    frames_df = pl.DataFrame(frames).cast({"frame_number": pl.Int32, "width": pl.Int32, "height": pl.Int32})
-    objects_df = pl.DataFrame(objects).cast(
-        {"frame_number": pl.Int32, "object_class": pl.Int16, "attention": pl.List(pl.Int16),
-         "spatial": pl.List(pl.Int16), "contacting": pl.List(pl.Int16)}
-    )  # fmt: skip
+    frames_df = conform(pl.DataFrame(frames), FRAME_SCHEMA)
+    objects_df = conform(pl.DataFrame(objects), OBJECT_SCHEMA)
     return frames_df, objects_df
 
 
