@@ -141,7 +141,7 @@ def step_motion(params: Params) -> tuple[int, str, str]:
 def step_train(params: Params) -> tuple[int, str, str]:
     from tqdm import tqdm
 
-    from pipeline.training.run import build_training, open_mode
+    from pipeline.training.mode_stage import build_training, open_mode
     from pipeline.training.trainer import train_epoch
 
     with open_mode(params, "predcls") as data:
@@ -163,8 +163,8 @@ def step_train(params: Params) -> tuple[int, str, str]:
 
 def step_predict(params: Params) -> tuple[int, str, str]:
     from pipeline.evaluation import write_predictions
-    from pipeline.training.predict import predict
-    from pipeline.training.run import build_model, open_mode
+    from pipeline.training.inference import predict
+    from pipeline.training.mode_stage import build_model, open_mode
 
     with open_mode(params, "predcls") as data:
         model = build_model(params, data)
@@ -242,7 +242,8 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", choices=list(STEPS), default=list(STEPS), help="steps to run (with --reuse, later steps read earlier outputs)")
     parser.add_argument("--train-videos", type=int, help="train on this many videos only; the epoch time is extrapolated")
     args = parser.parse_args()
-    from pipeline.training.testing import synthetic_params, write_synthetic_caches
+    import support_path  # noqa: F401  (tests/ on sys.path)
+    from support.training_caches import synthetic_params, write_synthetic_caches
 
     root = args.out or Path(tempfile.mkdtemp(prefix="ag_scale_"))
     root.mkdir(parents=True, exist_ok=True)

@@ -26,14 +26,15 @@ import torch
 
 from pipeline.detector.model import load_detector
 from pipeline.detector.train import default_checkpoint
-from pipeline.features.cache import RoiCache
-from pipeline.features.extract import (
+from pipeline.extraction.cache import RoiCache
+from pipeline.extraction.extract import (
     FrameDataset,
     FrameExtractor,
     extract_cache,
     load_frame_records,
 )
-from pipeline.features.testing import write_random_checkpoint, write_tiny_dataset
+import support_path  # noqa: F401  (tests/ on sys.path)
+from support.tiny_detector import write_random_checkpoint, write_tiny_dataset
 from pipeline.params import Params, load_params
 
 # Frames kept by the standard AG filters (train + test), see the AG spec notes.

@@ -19,7 +19,8 @@ import torch
 from pipeline.constants import NUM_PREDICATES
 from pipeline.loss import RelationLoss
 from pipeline.model.mosa import MOSA
-from pipeline.model.testing import random_batch, random_spec
+import support_path  # noqa: F401  (tests/ on sys.path)
+from support.model_inputs import random_batch, random_spec
 from pipeline.params import Params
 
 

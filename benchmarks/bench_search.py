@@ -27,7 +27,7 @@ import faiss  # noqa: E402
 from timing import timed  # noqa: E402
 
 from pipeline.params import SearchParams  # noqa: E402
-from pipeline.search.index import build_index, index_description  # noqa: E402
+from pipeline.search.index import build_faiss_index, index_description  # noqa: E402
 
 CENTRES = 36 * 26  # (object class, predicate) pairs
 
@@ -72,7 +72,7 @@ def main() -> None:
     exact = flat_qps = None
     singles = queries[: min(300, len(queries))]
     for kind, settings in types.items():
-        index, build_s = timed(lambda s=settings: build_index(data, s))
+        index, build_s = timed(lambda s=settings: build_faiss_index(data, s))
         size_mb = faiss.serialize_index(index).nbytes / 1e6
         for nprobe in (None,) if kind == "flat" else (16, defaults.nprobe):
             if nprobe is not None:

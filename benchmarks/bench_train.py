@@ -30,8 +30,9 @@ import torch
 from pipeline.io import DataError
 from pipeline.params import Params, load_params
 from pipeline.training.data import BoundedCache
-from pipeline.training.run import build_training, open_mode
-from pipeline.training.testing import write_synthetic_caches
+from pipeline.training.mode_stage import build_training, open_mode
+import support_path  # noqa: F401  (tests/ on sys.path)
+from support.training_caches import write_synthetic_caches
 from pipeline.training.trainer import train_epoch
 
 
@@ -69,8 +70,8 @@ def detector_seconds_per_frame(params: Params, max_frames: int) -> float | None:
 
     from pipeline.detector.model import load_detector
     from pipeline.detector.train import default_checkpoint
-    from pipeline.features.extract import load_frame_records
-    from pipeline.features.testing import write_random_checkpoint
+    from pipeline.extraction.extract import load_frame_records
+    from support.tiny_detector import write_random_checkpoint
 
     index_dir, root = Path(params.dataset.index_dir), Path(params.dataset.root)
     if not (index_dir / "frames.parquet").is_file() or not (root / "frames").is_dir():

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from pipeline.errors import one_line_errors
-from pipeline.evaluation.cli import evaluate_command
+from pipeline.evaluation.command import evaluate_command
 
 app = typer.Typer(
     name="mosa",
@@ -71,11 +71,11 @@ def validate(
 @one_line_errors
 def index(params: ParamsOption = Path("params.yaml")) -> None:
     """Build the normalised Parquet index (frames, objects, relations) and summary.json."""
-    from pipeline.ag.reader import build_index, write_index
+    from pipeline.ag.reader import build_ag_index, write_index
     from pipeline.params import load_params
 
     settings = load_params(params).dataset
-    built = build_index(settings.root, settings.val_fraction, settings.split_seed, settings.small_box_side)
+    built = build_ag_index(settings.root, settings.val_fraction, settings.split_seed, settings.small_box_side)
     summary = write_index(built, settings.index_dir)
     for split in ("train", "val", "test"):
         typer.echo(f"{split}: " + ", ".join(f"{k}={v}" for k, v in summary[split].items()))
@@ -109,7 +109,7 @@ def extract(params: ParamsOption = Path("params.yaml")) -> None:
     import json
 
     from pipeline.detector.train import default_checkpoint
-    from pipeline.features.extract import run_extract_stage
+    from pipeline.extraction.extract import run_extract_stage
     from pipeline.params import load_params
 
     settings = load_params(params)
@@ -157,7 +157,7 @@ ModeArgument = Annotated[str, typer.Argument(help="predcls, sgcls or sgdet.")]
 def train(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
     """Train the MOSA relation head for one mode on the cached features (resumes an interrupted run)."""
     from pipeline.params import load_params
-    from pipeline.training.run import live_dir, train_mode
+    from pipeline.training.mode_stage import live_dir, train_mode
 
     result = train_mode(load_params(params), _checked_mode(mode), live_dir=live_dir(mode))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns the same result
@@ -170,7 +170,7 @@ def train(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> Non
 def evaluate_model(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
     """Predict the test split with the trained head, write the predictions and AG metrics."""
     from pipeline.params import load_params
-    from pipeline.training.run import evaluate_mode, output_paths
+    from pipeline.training.mode_stage import evaluate_mode, output_paths
 
     paths = output_paths(_checked_mode(mode))
     metrics = evaluate_mode(load_params(params), mode, paths.predictions, paths.metrics, paths.predicate_recall)
@@ -289,7 +289,7 @@ def predict(
 ) -> None:
     """Scene graphs for new footage: detector, features, motion and the trained SGDet head."""
     from pipeline.params import load_params
-    from pipeline.predict import footage_video_name, predict_footage, summary_counts
+    from pipeline.footage import footage_video_name, predict_footage, summary_counts
 
     out = out or Path("predict") / footage_video_name(source).removesuffix(".mp4")
     summary = predict_footage(source, out, load_params(params), every=every, overlays=overlays)

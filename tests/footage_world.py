@@ -11,8 +11,8 @@ import polars as pl
 
 from pipeline.ag.reader import relations_from_objects
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES
-from pipeline.features.extract import extract_cache, load_frame_records
-from pipeline.features.testing import write_random_checkpoint, write_tiny_config, write_tiny_dataset
+from pipeline.extraction.extract import extract_cache, load_frame_records
+from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
 from pipeline.motion import run_motion_stage
 from pipeline.params import Params
 
@@ -20,7 +20,7 @@ from pipeline.params import Params
 def build_footage_world(root: Path, text_dim: int = 16) -> Params:
     """Caches from a random tiny detector and an SGDet head trained one epoch on them (``root`` becomes the cwd)."""
     from pipeline.detector.model import load_detector
-    from pipeline.training.run import train_mode
+    from pipeline.training.mode_stage import train_mode
 
     root.mkdir(parents=True, exist_ok=True)
     os.chdir(root)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.detector.checkpoint import read_checkpoint
+from pipeline.detector.weights import read_checkpoint
 from pipeline.detector.model import ag_label_map, build_model, load_config, load_detector
-from pipeline.features.testing import write_random_checkpoint, write_tiny_config
+from support.tiny_detector import write_random_checkpoint, write_tiny_config
 from pipeline.io import DataError
 
 

@@ -9,7 +9,7 @@ import torch
 
 from pipeline.detector.model import load_config, load_detector
 from pipeline.detector.train import build_runner_config, coco_annotations, run_train_detector_stage
-from pipeline.features.testing import write_tiny_config, write_tiny_dataset
+from support.tiny_detector import write_tiny_config, write_tiny_dataset
 from pipeline.params import DetectorParams, DetectorTrainParams
 
 

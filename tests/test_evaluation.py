@@ -22,7 +22,7 @@ from evaluation_cases import (
 )
 
 from pipeline.constants import NUM_PREDICATES, PERSON_INDEX, PREDICATE_INDEX
-from pipeline.evaluation import pairwise_iou
+from pipeline.evaluation import rowwise_iou
 
 F1, F2 = key(1), key(2)
 
@@ -175,8 +175,8 @@ def test_both_boxes_must_overlap():
 def test_pairwise_iou_matches_hand_values():
     gt = np.array([[0.0, 0.0, 99.0, 99.0]] * 3)
     pred = np.array([[0.0, 0.0, 99.0, 49.0], [200.0, 200.0, 300.0, 300.0], [50.0, 50.0, 149.0, 149.0]])
-    np.testing.assert_array_equal(pairwise_iou(gt, pred), [0.5, 0.0, 2500 / 17500])
-    np.testing.assert_allclose(pairwise_iou(gt, pred, legacy_plus_one=False), [99 * 49 / 9801, 0.0, 49 * 49 / (2 * 9801 - 2401)])
+    np.testing.assert_array_equal(rowwise_iou(gt, pred), [0.5, 0.0, 2500 / 17500])
+    np.testing.assert_allclose(rowwise_iou(gt, pred, legacy_plus_one=False), [99 * 49 / 9801, 0.0, 49 * 49 / (2 * 9801 - 2401)])
 
 
 @pytest.mark.parametrize("constraint", ["with", "semi", "no"])

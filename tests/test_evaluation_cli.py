@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from pipeline.constants import OBJECT_INDEX, PERSON_INDEX
 from pipeline.evaluation import write_predictions
-from pipeline.evaluation.cli import evaluate_command
+from pipeline.evaluation.command import evaluate_command
 
 CUP = OBJECT_INDEX["cup/glass/bottle"]
 PERSON_XYXY = (10.0, 20.0, 60.0, 200.0)  # ag_fixtures.person()
@@ -104,7 +104,7 @@ def test_val_split_is_carved_from_train_like_the_index(tmp_path):
     from ag_fixtures import video
 
     from pipeline.ag.reader import assign_val_split, load_action_genome
-    from pipeline.evaluation.run import load_ground_truth
+    from pipeline.evaluation.from_files import load_ground_truth
     from pipeline.params import DatasetParams
 
     person_bbox, object_bbox = {}, {}

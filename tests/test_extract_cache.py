@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from pipeline.detector.model import load_detector
-from pipeline.features import cache
-from pipeline.features.cache import RoiCache, load_detection_table, require_same_extractor
-from pipeline.features.extract import extract_cache, load_frame_records
-from pipeline.features.testing import write_random_checkpoint, write_tiny_config, write_tiny_dataset
+from pipeline.extraction import cache
+from pipeline.extraction.cache import RoiCache, load_detection_table, require_same_extractor
+from pipeline.extraction.extract import extract_cache, load_frame_records
+from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
 from pipeline.io import DataError
 from pipeline.params import DetectionPostprocessParams, ExtractParams
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.features import cache
-from pipeline.features.cache import RoiCache
-from pipeline.features.testing import write_random_checkpoint, write_tiny_config, write_tiny_dataset
+from pipeline.extraction import cache
+from pipeline.extraction.cache import RoiCache
+from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = REPO / "stages" / "extract.py"

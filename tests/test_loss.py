@@ -18,7 +18,7 @@ from pipeline.loss import (
     predicate_counts,
 )
 from pipeline.model.mosa import MOSA
-from pipeline.model.testing import random_batch, random_spec
+from support.model_inputs import random_batch, random_spec
 from pipeline.params import LossParams, ModelParams
 
 

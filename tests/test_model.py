@@ -17,7 +17,7 @@ from pipeline.model.batch import (
     window_tables,
 )
 from pipeline.model.mosa import MOSA, predicted_object_label
-from pipeline.model.testing import random_batch, random_spec
+from support.model_inputs import random_batch, random_spec
 from pipeline.model.tokens import box_masks
 from pipeline.params import ModelParams, ParamsError, parse_params
 

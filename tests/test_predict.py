@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.constants import PREDICATES
 from pipeline.io import DataError
-from pipeline.predict import footage_video_name, predict_footage, stage_frames
+from pipeline.footage import footage_video_name, predict_footage, stage_frames
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_unusable_inputs_are_one_line_errors(world, tmp_path):
 
 
 def test_footage_features_from_another_detector_are_refused(world, tmp_path):
-    from pipeline.features.testing import write_random_checkpoint
+    from support.tiny_detector import write_random_checkpoint
 
     params, footage = world
     other = write_random_checkpoint(params.detector.config, tmp_path / "other.pth", seed=1)

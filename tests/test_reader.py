@@ -7,7 +7,7 @@ from ag_fixtures import obj, person, video, write_root
 
 from pipeline.ag.reader import (
     assign_val_split,
-    build_index,
+    build_ag_index,
     load_action_genome,
     read_index,
     summarize,
@@ -116,7 +116,7 @@ def test_val_split_is_deterministic_by_video_and_leaves_test_alone(filtered_root
 
 
 def test_write_read_roundtrip_and_summary(filtered_root, tmp_path):
-    index = build_index(filtered_root, val_fraction=0.0, split_seed=0, small_box_side=16.0)
+    index = build_ag_index(filtered_root, val_fraction=0.0, split_seed=0, small_box_side=16.0)
     summary = write_index(index, tmp_path / "index")
     back = read_index(tmp_path / "index")
     assert back.objects.equals(index.objects)

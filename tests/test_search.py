@@ -14,10 +14,10 @@ from trained_world import build_trained_world, hashed_encoder
 from pipeline.constants import NUM_PREDICATES, OBJECT_INDEX, PREDICATE_INDEX, PREDICATES
 from pipeline.io import DataError
 from pipeline.model.mosa import MOSA
-from pipeline.model.testing import random_batch, random_spec
+from support.model_inputs import random_batch, random_spec
 from pipeline.params import ModelParams, SearchParams
 from pipeline.search import (
-    build_index,
+    build_faiss_index,
     choose_index_type,
     read_relation_index,
     run_search_index_stage,
@@ -72,7 +72,7 @@ def test_ivf_cells_follow_sqrt_n_but_keep_enough_training_points_each():
 
 def test_flat_index_returns_the_exact_inner_product_ranking():
     data, queries = unit_rows(500, 24), unit_rows(7, 24, seed=1)
-    scores, rows = build_index(data, SearchParams(index_type="flat")).search(queries, 10)
+    scores, rows = build_faiss_index(data, SearchParams(index_type="flat")).search(queries, 10)
     truth = np.argsort(-(queries @ data.T), axis=1, kind="stable")[:, :10]
     np.testing.assert_array_equal(rows, truth)
     np.testing.assert_allclose(scores, np.take_along_axis(queries @ data.T, truth, axis=1), rtol=1e-5)
@@ -86,12 +86,12 @@ def test_ivf_probing_every_cell_is_exact_and_ivfpq_keeps_many_neighbours():
     data = centres[rng.integers(0, 40, 10_000)] + 0.3 * rng.standard_normal((10_000, 16)).astype(np.float32)
     data /= np.linalg.norm(data, axis=1, keepdims=True)
     queries = data[:50] + 0.05 * rng.standard_normal((50, 16)).astype(np.float32)
-    _, exact = build_index(data, SearchParams(index_type="flat")).search(queries, 10)
+    _, exact = build_faiss_index(data, SearchParams(index_type="flat")).search(queries, 10)
 
-    ivf = build_index(data, SearchParams(index_type="ivf", nlist=32, nprobe=32))
+    ivf = build_faiss_index(data, SearchParams(index_type="ivf", nlist=32, nprobe=32))
     np.testing.assert_array_equal(ivf.search(queries, 10)[1], exact)
 
-    pq = build_index(data, SearchParams(index_type="ivfpq", nlist=16, nprobe=4, pq_bytes=4))
+    pq = build_faiss_index(data, SearchParams(index_type="ivfpq", nlist=16, nprobe=4, pq_bytes=4))
     found = pq.search(queries, 10)[1]
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact, strict=True)])
     assert 0.3 < recall < 1.0  # approximate, yet far above the 10/10000 of a random guess
@@ -99,11 +99,11 @@ def test_ivf_probing_every_cell_is_exact_and_ivfpq_keeps_many_neighbours():
 
 def test_ivfpq_settings_are_checked_before_training():
     with pytest.raises(DataError, match="pq_bytes = 7 must divide the embedding dimension 32"):
-        build_index(unit_rows(10_000, 32), SearchParams(index_type="ivfpq", pq_bytes=7))
+        build_faiss_index(unit_rows(10_000, 32), SearchParams(index_type="ivfpq", pq_bytes=7))
     with pytest.raises(DataError, match="ivfpq needs at least 9984 training vectors for its 8-bit codebooks, got 100"):
-        build_index(unit_rows(100, 32), SearchParams(index_type="ivfpq", pq_bytes=8))
+        build_faiss_index(unit_rows(100, 32), SearchParams(index_type="ivfpq", pq_bytes=8))
     with pytest.raises(DataError, match="got 5000"):
-        build_index(unit_rows(12_000, 32), SearchParams(index_type="ivfpq", pq_bytes=8, train_sample=5000))
+        build_faiss_index(unit_rows(12_000, 32), SearchParams(index_type="ivfpq", pq_bytes=8, train_sample=5000))
 
 
 @pytest.mark.parametrize("index_type", ["flat", "ivf"])
@@ -114,7 +114,7 @@ def test_index_and_ids_table_round_trip_and_query_by_example(tmp_path, index_typ
     frames = [f"V.mp4/{i:06d}.png" for i in range(2000)]
     table = pair_table(frames, [OBJECT_INDEX["cup/glass/bottle"]] * 2000, [[0]] * 2000)
     settings = SearchParams(index_type=index_type, nprobe=64)
-    write_relation_index(tmp_path, build_index(data, settings), table, {"dim": 16})
+    write_relation_index(tmp_path, build_faiss_index(data, settings), table, {"dim": 16})
     index = read_relation_index(tmp_path, nprobe=64)
     assert index.index.ntotal == 2000 and index.table.equals(table)
     hits = search_like(index, "V.mp4/000000.png:cup", k=3)
@@ -126,7 +126,7 @@ def test_index_and_ids_table_round_trip_and_query_by_example(tmp_path, index_typ
 def test_missing_index_and_bad_examples_are_one_line_errors(tmp_path):
     with pytest.raises(DataError, match="relation index not found"):
         read_relation_index(tmp_path)
-    index = RelationIndex(build_index(unit_rows(3, 4), SearchParams()), pair_table(["A.mp4/000001.png"] * 3, [11, 8, 2], [[], [], []]), {})
+    index = RelationIndex(build_faiss_index(unit_rows(3, 4), SearchParams()), pair_table(["A.mp4/000001.png"] * 3, [11, 8, 2], [[], [], []]), {})
     assert find_pair(index, "A.mp4/000001.png:chair") == 1
     with pytest.raises(DataError, match="expected FRAME_KEY:OBJECT_CLASS"):
         find_pair(index, "A.mp4/000001.png")
@@ -148,7 +148,7 @@ def test_precision_at_k_counts_annotated_hits_and_skips_absent_predicates():
         data[row, direction] = 1.0
     queries = np.eye(NUM_PREDICATES, dtype=np.float32)
     queries[9] = queries[0]  # predicate 9's query lands on rows 0-2, none of which holds it
-    index = RelationIndex(build_index(data, SearchParams()), pair_table(["F.mp4/000001.png"] * 6, [2] * 6, gt), {})
+    index = RelationIndex(build_faiss_index(data, SearchParams()), pair_table(["F.mp4/000001.png"] * 6, [2] * 6, gt), {})
     result = precision_at_k(index, queries, k=2)
     precision = result["precision@2"]
     assert precision["looking_at"] == 1.0  # two of rows 0-2, all holding predicate 0
@@ -250,6 +250,6 @@ def test_real_text_encoder_ranks_the_matching_relation_first():
     vectors = embed_texts(minilm, np.array(list(phrases.values()), dtype=object))
     keys = list(phrases)
     table = pair_table([f"V.mp4/{i:06d}.png" for i in range(4)], [OBJECT_INDEX[o] for _, o in keys], [[PREDICATE_INDEX[p]] for p, _ in keys])
-    index = RelationIndex(build_index(vectors, SearchParams()), table, {"encoder": "minilm", "dim": minilm.dim})
+    index = RelationIndex(build_faiss_index(vectors, SearchParams()), table, {"encoder": "minilm", "dim": minilm.dim})
     assert search_text(index, "person drinking from a cup", 2, TextParams(), minilm)[0].row == 0
     assert search_text(index, "someone asleep in bed", 1, TextParams(), minilm)[0].row == 3

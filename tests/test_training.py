@@ -14,15 +14,15 @@ import torch
 from pipeline.ag.reader import read_index
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES, PREDICATES
 from pipeline.evaluation import read_predictions
-from pipeline.features.cache import RoiCache
+from pipeline.extraction.cache import RoiCache
 from pipeline.io import DataError
 from pipeline.params import Params
-from pipeline.training import checkpoint
+from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.data import BoundedCache, VideoBatches
 from pipeline.training.matching import greedy_match
-from pipeline.training.run import evaluate_mode, open_mode, train_mode
+from pipeline.training.mode_stage import evaluate_mode, open_mode, train_mode
 from pipeline.training.sources import CacheSource
-from pipeline.training.testing import SPURIOUS_LABEL, write_synthetic_caches
+from support.training_caches import SPURIOUS_LABEL, write_synthetic_caches
 from pipeline.training.text import read_text_embeddings
 
 

@@ -1,6 +1,6 @@
 """A tiny trained pipeline for the search, viz, report and predict tests.
 
-Caches from ``pipeline.training.testing``, PNG frames for the indexed
+Caches from ``support.training_caches``, PNG frames for the indexed
 frames, a relation head trained for one or more modes and its evaluate
 outputs, all in one folder that the tests ``chdir`` into (the train and
 evaluate stages write to paths relative to the working directory).
@@ -19,8 +19,8 @@ from PIL import Image
 
 from pipeline.params import Params
 from pipeline.text.encoders import TextEncoder
-from pipeline.training.run import evaluate_mode, live_dir, output_paths, train_mode
-from pipeline.training.testing import write_synthetic_caches
+from pipeline.training.mode_stage import evaluate_mode, live_dir, output_paths, train_mode
+from support.training_caches import write_synthetic_caches
 
 
 def override(params: Params, section: str, **values) -> Params:

@@ -298,7 +298,7 @@ def read_index(index_dir: str | Path) -> AGIndex:
     return AGIndex(**tables)
 
 
-def build_index(root: str | Path, val_fraction: float, split_seed: int, small_box_side: float, filter_small: bool = False) -> AGIndex:
+def build_ag_index(root: str | Path, val_fraction: float, split_seed: int, small_box_side: float, filter_small: bool = False) -> AGIndex:
     """Reader + validation split: the index stage's whole job."""
     index = load_action_genome(root, filter_small=filter_small, small_box_side=small_box_side)
     return assign_val_split(index, val_fraction, split_seed)

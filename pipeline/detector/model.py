@@ -179,7 +179,7 @@ def load_detector(
     config_path: str | Path, checkpoint_path: str | Path, device: str | torch.device = "cpu"
 ) -> Detector:
     """Build the detector of ``config_path`` and load ``checkpoint_path`` weights-only."""
-    from pipeline.detector.checkpoint import load_state_dict_into
+    from pipeline.detector.weights import load_state_dict_into
 
     cfg = load_config(config_path)
     ag_labels = ag_label_map(cfg)

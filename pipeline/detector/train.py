@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.ag.reader import read_index
-from pipeline.detector.checkpoint import save_checkpoint
+from pipeline.detector.weights import save_checkpoint
 from pipeline.detector.model import (
     ag_label_map,
     config_class_names,

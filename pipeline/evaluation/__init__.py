@@ -13,7 +13,7 @@ from pipeline.evaluation.evaluator import (
     RECALL_KS,
     ConstraintResult,
     evaluate,
-    pairwise_iou,
+    rowwise_iou,
 )
 from pipeline.evaluation.ground_truth import (
     MODES,
@@ -33,7 +33,7 @@ from pipeline.evaluation.predictions import (
     write_predictions,
 )
 from pipeline.evaluation.report import format_table, per_predicate_records, results_json
-from pipeline.evaluation.run import evaluate_predictions_file, load_ground_truth
+from pipeline.evaluation.from_files import evaluate_predictions_file, load_ground_truth
 
 __all__ = [
     "CONSTRAINTS",
@@ -53,7 +53,7 @@ __all__ = [
     "ground_truth_for_mode",
     "load_ground_truth",
     "per_predicate_records",
-    "pairwise_iou",
+    "rowwise_iou",
     "predictions_table",
     "read_predictions",
     "results_json",

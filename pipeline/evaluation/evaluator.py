@@ -125,7 +125,7 @@ class ConstraintResult:
 # --------------------------------------------------------------------------- geometry
 
 
-def pairwise_iou(gt_boxes: np.ndarray, pred_boxes: np.ndarray, legacy_plus_one: bool = True) -> np.ndarray:
+def rowwise_iou(gt_boxes: np.ndarray, pred_boxes: np.ndarray, legacy_plus_one: bool = True) -> np.ndarray:
     """IoU of row ``i`` of ``gt_boxes`` with row ``i`` of ``pred_boxes`` (xyxy).
 
     Same operations in the same order as the reference's ``bbox_overlaps``
@@ -216,8 +216,8 @@ def _match_pairs(gt: GroundTruth, pred: AlignedPredictions, settings: EvaluatePa
 
     def oriented(subject_label, object_label, subject_box, object_box) -> tuple[np.ndarray, np.ndarray]:
         t, p = equal_key_pairs(gt_key, key(pred.frame_index, subject_label, object_label))
-        ok = (pairwise_iou(gt.subject_box[t], subject_box[p], settings.legacy_plus_one) >= settings.iou_threshold) & (
-            pairwise_iou(gt.object_box[t], object_box[p], settings.legacy_plus_one) >= settings.iou_threshold
+        ok = (rowwise_iou(gt.subject_box[t], subject_box[p], settings.legacy_plus_one) >= settings.iou_threshold) & (
+            rowwise_iou(gt.object_box[t], object_box[p], settings.legacy_plus_one) >= settings.iou_threshold
         )
         return t[ok], p[ok]
 
@@ -473,5 +473,5 @@ __all__ = [
     "RECALL_KS",
     "ConstraintResult",
     "evaluate",
-    "pairwise_iou",
+    "rowwise_iou",
 ]

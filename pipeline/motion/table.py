@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.constants import PERSON_INDEX
-from pipeline.features.cache import CACHE_FILE, load_detection_table
+from pipeline.extraction.cache import CACHE_FILE, load_detection_table
 from pipeline.io import DataError, atomic_path
 from pipeline.motion.attributes import OBJECT_BOX, PERSON_BOX, motion_attributes, output_columns
 from pipeline.motion.linking import link_tracks

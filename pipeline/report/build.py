@@ -1,7 +1,7 @@
 """The ``report`` stage: one self-contained HTML page from the pipeline's outputs.
 
 Every section reads the files the other stages write (paths from
-``pipeline.training.run.output_paths`` and ``live_dir``). A missing input
+``pipeline.training.mode_stage.output_paths`` and ``live_dir``). A missing input
 becomes a visible note in its section instead of an error, so a partial
 pipeline still gets a page that says what is missing.
 """
@@ -26,7 +26,7 @@ from pipeline.report.figures import (
     png_data_uri,
     read_live_series,
 )
-from pipeline.training.run import VALIDATION_K, live_dir, output_paths
+from pipeline.training.mode_stage import VALIDATION_K, live_dir, output_paths
 from pipeline.viz.frames import blank_frame, load_frame, render_frame
 
 METRIC_COLUMNS = ("R@10", "R@20", "R@50", "R@100", "mR@10", "mR@20", "mR@50", "mR@100")

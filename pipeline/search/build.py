@@ -11,7 +11,7 @@ from pipeline.params import Params
 from pipeline.search.embeddings import collect_relation_embeddings
 from pipeline.search.index import (
     RelationIndex,
-    build_index,
+    build_faiss_index,
     choose_index_type,
     write_relation_index,
 )
@@ -33,7 +33,7 @@ def run_search_index_stage(params: Params, encoder: TextEncoder | None = None) -
     """
     settings = params.search
     relations = collect_relation_embeddings(params, settings.mode)
-    index = build_index(relations.embeddings, settings)
+    index = build_faiss_index(relations.embeddings, settings)
     meta = {
         "mode": settings.mode,
         "split": "test",

@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from pipeline.io import DataError
 from pipeline.params import Params
-from pipeline.training.predict import prediction_rows
-from pipeline.training.run import load_trained, open_mode
+from pipeline.training.inference import prediction_rows
+from pipeline.training.mode_stage import load_trained, open_mode
 from pipeline.viz.triplets import ground_truth_predicates
 
 

@@ -75,7 +75,7 @@ def training_sample(vectors: np.ndarray, settings: SearchParams) -> np.ndarray:
     return vectors[np.sort(rows)]
 
 
-def build_index(embeddings: np.ndarray, settings: SearchParams) -> faiss.Index:
+def build_faiss_index(embeddings: np.ndarray, settings: SearchParams) -> faiss.Index:
     """An inner-product index of the chosen type holding ``embeddings`` (ids = row numbers)."""
     vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
     count, dim = vectors.shape

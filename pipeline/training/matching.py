@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """[A, B] IoU of xyxy boxes (continuous coordinates)."""
     top_left = np.maximum(a[:, None, :2], b[None, :, :2])
     bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
@@ -25,7 +25,7 @@ def greedy_match(detections: np.ndarray, truths: np.ndarray, threshold: float) -
     match = np.full(len(detections), -1, dtype=np.int64)
     if len(detections) == 0 or len(truths) == 0:
         return match
-    iou = pairwise_iou(detections, truths)
+    iou = iou_matrix(detections, truths)
     det_idx, gt_idx = np.nonzero(iou >= threshold)
     order = np.lexsort((gt_idx, det_idx, -iou[det_idx, gt_idx]))
     used_gt: set[int] = set()

@@ -22,11 +22,11 @@ import polars as pl
 
 from pipeline.constants import CONTACTING, NUM_OBJECT_CLASSES, PERSON_INDEX, SPATIAL
 from pipeline.evaluation.ground_truth import MODES, drop_small_objects
-from pipeline.features.cache import RoiCache
+from pipeline.extraction.cache import RoiCache
 from pipeline.io import DataError
 from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES
 from pipeline.training.data import VideoPairs
-from pipeline.training.matching import greedy_match, pairwise_iou
+from pipeline.training.matching import greedy_match, iou_matrix
 
 OBJECT_BOX = ["x1", "y1", "x2", "y2"]
 PERSON_BOX = ["person_x1", "person_y1", "person_x2", "person_y2"]
@@ -299,7 +299,7 @@ class CacheSource:
             if truths is None:
                 continue
             # A pair is only as right as its subject: the person must be found too.
-            person_iou = pairwise_iou(pairs["subject_box"][members[:1]], person_boxes[f : f + 1])[0, 0]
+            person_iou = iou_matrix(pairs["subject_box"][members[:1]], person_boxes[f : f + 1])[0, 0]
             if person_iou < self.match_iou:
                 continue
             match = greedy_match(pairs["object_box"][members], truths.select(OBJECT_BOX).to_numpy(), self.match_iou)

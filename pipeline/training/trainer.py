@@ -30,9 +30,9 @@ from pipeline.distributed import (
 from pipeline.loss import RelationLoss
 from pipeline.model.mosa import MOSA
 from pipeline.params import TrainParams
-from pipeline.training import checkpoint
+from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.data import VideoBatches, to_device
-from pipeline.training.predict import predict
+from pipeline.training.inference import predict
 
 # The validation metric that selects the model and drives the LR schedule.
 SELECTION_METRIC = "R@20"

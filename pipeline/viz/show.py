@@ -16,7 +16,7 @@ from pipeline.viz.timeline import render_timeline
 
 
 def predictions_path(mode: str) -> Path:
-    from pipeline.training.run import output_paths
+    from pipeline.training.mode_stage import output_paths
 
     return output_paths(mode).predictions
 

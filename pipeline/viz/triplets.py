@@ -21,7 +21,7 @@ from pipeline.constants import (
     readable_object,
     readable_predicate,
 )
-from pipeline.evaluation.evaluator import pairwise_iou
+from pipeline.evaluation.evaluator import rowwise_iou
 
 # A pair whose object box overlaps a same-class annotated box this much takes its labels.
 GT_MATCH_IOU = 0.5
@@ -94,7 +94,7 @@ def ground_truth_predicates(pairs: pl.DataFrame, objects: pl.DataFrame) -> pl.Se
     if found.any():
         gt_box = np.array(joined["gt_box"].filter(joined["gt_box"].is_not_null()).to_list(), dtype=np.float64)
         box = np.array(joined["object_box"].filter(joined["gt_box"].is_not_null()).to_list(), dtype=np.float64)
-        iou[found] = pairwise_iou(gt_box, box, legacy_plus_one=False)
+        iou[found] = rowwise_iou(gt_box, box, legacy_plus_one=False)
     matched = pl.Series("keep", iou >= GT_MATCH_IOU)
     empty = pl.lit([], dtype=pl.List(pl.Int16))
     result = joined.select(pl.when(matched).then(pl.col("gt_predicates")).otherwise(empty).cast(pl.List(pl.Int16)))

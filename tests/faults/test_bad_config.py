@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.features.extract import run_extract_stage
-from pipeline.features.testing import write_random_checkpoint, write_tiny_config, write_tiny_dataset
+from pipeline.extraction.extract import run_extract_stage
+from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
 from pipeline.io import DataError
 from pipeline.params import DetectionPostprocessParams, ExtractParams
 

@@ -19,21 +19,21 @@ from ag_fixtures import video, write_root
 from trained_world import override
 
 from faults.crash import TouchOnUnpickle, snapshot
-from pipeline.ag.reader import build_index, read_index, write_index
+from pipeline.ag.reader import build_ag_index, read_index, write_index
 from pipeline.detector.model import load_detector
-from pipeline.features.testing import write_random_checkpoint, write_tiny_config
+from support.tiny_detector import write_random_checkpoint, write_tiny_config
 from pipeline.io import DataError
 from pipeline.motion import run_motion_stage
 from pipeline.params import Params
-from pipeline.training.run import evaluate_mode, open_mode, train_mode
-from pipeline.training.testing import write_synthetic_caches
+from pipeline.training.mode_stage import evaluate_mode, open_mode, train_mode
+from support.training_caches import write_synthetic_caches
 
 KEY = "BOXES.mp4/000002.png"
 
 
 def index_stage(root: Path, index_dir: Path) -> None:
     """What the index stage does with a root: read, filter, split, write."""
-    write_index(build_index(root, 0.0, 0, 16.0), index_dir)
+    write_index(build_ag_index(root, 0.0, 0, 16.0), index_dir)
 
 
 def truncate(path: Path) -> None:

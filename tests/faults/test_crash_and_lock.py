@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ag.reader import build_index, write_index
+from pipeline.ag.reader import build_ag_index, write_index
 from pipeline.ag.synth import write_synthetic_ag
 from pipeline.params import SynthParams
 
@@ -60,7 +60,7 @@ def test_sigkill_during_synthesis_leaves_no_dataset_and_rerun_is_identical(tmp_p
 def test_failed_index_rewrite_keeps_the_previous_good_index(tmp_path, monkeypatch):
     root = tmp_path / "ag"
     write_synthetic_ag(root, SynthParams(videos=10, seed=1, max_frames=5), progress=False)
-    index = build_index(root, 0.2, 0, 16.0)
+    index = build_ag_index(root, 0.2, 0, 16.0)
     write_index(index, tmp_path / "index")
     before = (tmp_path / "index/objects.parquet").read_bytes()
 

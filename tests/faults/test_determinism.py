@@ -1,6 +1,6 @@
 """Two runs with the same seed give byte-identical dataset, index and motion files."""
 
-from pipeline.ag.reader import build_index, write_index
+from pipeline.ag.reader import build_ag_index, write_index
 from pipeline.ag.synth import write_synthetic_ag
 from pipeline.motion import run_motion_stage
 from pipeline.params import MotionParams, SynthParams
@@ -12,7 +12,7 @@ def test_index_and_motion_files_are_byte_identical_across_runs(tmp_path):
     for run in ("a", "b"):
         root = tmp_path / run / "ag"
         write_synthetic_ag(root, params, progress=False)
-        write_index(build_index(root, 0.25, 4, 16.0), tmp_path / run / "index")
+        write_index(build_ag_index(root, 0.25, 4, 16.0), tmp_path / run / "index")
         # No ROI cache: the motion table of the ground-truth pairs only.
         motion = MotionParams(out_path=str(tmp_path / run / "motion" / "motion.parquet"), videos_per_chunk=5)
         run_motion_stage(tmp_path / run / "index", tmp_path / run / "roi", motion)

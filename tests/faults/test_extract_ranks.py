@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import Counter
 
 from pipeline.detector.model import load_detector
-from pipeline.features import extract
-from pipeline.features.cache import RoiCache
-from pipeline.features.testing import write_random_checkpoint, write_tiny_config, write_tiny_dataset
+from pipeline.extraction import extract
+from pipeline.extraction.cache import RoiCache
+from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
 from pipeline.params import DetectionPostprocessParams, ExtractParams
 
 

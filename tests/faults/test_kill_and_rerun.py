@@ -19,13 +19,13 @@ from trained_world import hashed_encoder, override
 from faults.crash import kill_when_paused, snapshot
 from pipeline.detector.model import load_detector
 from pipeline.detector.train import run_train_detector_stage
-from pipeline.features.testing import write_tiny_config, write_tiny_dataset
+from support.tiny_detector import write_tiny_config, write_tiny_dataset
 from pipeline.motion import run_motion_stage
 from pipeline.params import DetectorParams, DetectorTrainParams, Params
 from pipeline.text.embed import write_text_embeddings
-from pipeline.training import checkpoint
-from pipeline.training.run import train_mode
-from pipeline.training.testing import write_synthetic_caches
+from pipeline.training import head_checkpoint as checkpoint
+from pipeline.training.mode_stage import train_mode
+from support.training_caches import write_synthetic_caches
 
 # The child loads the same params the test uses, from JSON.
 LOAD_PARAMS = """
@@ -195,7 +195,7 @@ def test_killed_training_resumes_and_ends_like_an_uninterrupted_run(world, strai
     kill_when_paused(
         LOAD_PARAMS
         + """
-import pipeline.training.run as run
+import pipeline.training.mode_stage as run
 last = Path(params.train.out_dir) / "predcls" / "checkpoint" / "last.pt"
 """
         + KILL_POINTS[kill_point]

@@ -26,14 +26,14 @@ from pipeline.evaluation import (
 )
 from pipeline.evaluation.ground_truth import GroundTruth, ground_truth_for_mode
 from pipeline.evaluation.report import per_predicate
-from pipeline.features.cache import RoiCache
+from pipeline.extraction.cache import RoiCache
 from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet
 from pipeline.loss import RelationLoss, predicate_counts
 from pipeline.model.mosa import MOSA, FeatureSpec
 from pipeline.params import Params
-from pipeline.training import checkpoint
+from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.data import BoundedCache, VideoBatches, rank_share
-from pipeline.training.predict import predict
+from pipeline.training.inference import predict
 from pipeline.training.sources import CacheSource
 from pipeline.training.text import read_text_embeddings
 from pipeline.training.trainer import SELECTION_METRIC, FitResult, fit, resumable

@@ -18,8 +18,8 @@ from pipeline.ag.reader import (
     write_index,
 )
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES, PERSON_INDEX
-from pipeline.features import cache as roi_cache
-from pipeline.features.cache import load_detection_table
+from pipeline.extraction import cache as roi_cache
+from pipeline.extraction.cache import load_detection_table
 from pipeline.motion.table import motion_table
 from pipeline.params import MotionParams, Params
 

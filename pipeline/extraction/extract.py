@@ -35,8 +35,8 @@ from pipeline.constants import PERSON_INDEX
 from pipeline.detector.model import Detector, file_sha256
 from pipeline.detector.postprocess import postprocess_detections
 from pipeline.distributed import process_group
-from pipeline.features import cache
-from pipeline.features.roi import person_object_pairs, roi_embeddings, union_boxes
+from pipeline.extraction import cache
+from pipeline.extraction.roi_features import person_object_pairs, roi_embeddings, union_boxes
 from pipeline.io import DataError, atomic_path, atomic_write_json
 from pipeline.params import DetectionPostprocessParams, ExtractParams
 

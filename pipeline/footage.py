@@ -2,10 +2,10 @@
 
 The footage (a folder of frames or a video file) is laid out as a one-video
 Action Genome root with a one-split index, then goes through the same
-library code as the stages: :func:`pipeline.features.extract.extract_cache`
+library code as the stages: :func:`pipeline.extraction.extract.extract_cache`
 (detector, AG post-processing, ROI features), :func:`pipeline.motion.run_motion_stage`
 (tracks and motion attributes) and the trained SGDet head through
-:func:`pipeline.training.run.open_mode` / :func:`pipeline.training.predict.predict`.
+:func:`pipeline.training.mode_stage.open_mode` / :func:`pipeline.training.inference.predict`.
 Without annotations only SGDet applies: boxes and labels come from the detector.
 
 Outputs in ``OUT_DIR``: ``graphs/<frame>.json`` (one scene graph per frame),
@@ -139,8 +139,8 @@ def extract_features(params: Params, footage: Params) -> None:
 
     from pipeline.detector.model import load_detector
     from pipeline.detector.train import default_checkpoint
-    from pipeline.features.cache import CACHE_FILE, FORMAT_VERSION, RoiCache, require_same_extractor
-    from pipeline.features.extract import extract_cache, load_frame_records
+    from pipeline.extraction.cache import CACHE_FILE, FORMAT_VERSION, RoiCache, require_same_extractor
+    from pipeline.extraction.extract import extract_cache, load_frame_records
 
     use_cuda = params.extract.device == "cuda" or (params.extract.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if use_cuda else "cpu")
@@ -190,8 +190,8 @@ class PredictSummary:
 def predict_footage(source: str | Path, out_dir: str | Path, params: Params, every: int = 1, overlays: bool = True) -> PredictSummary:
     """Run detector -> features -> motion -> trained SGDet head on new footage; write graphs and overlays."""
     from pipeline.motion import run_motion_stage
-    from pipeline.training.predict import predict
-    from pipeline.training.run import load_trained, open_mode
+    from pipeline.training.inference import predict
+    from pipeline.training.mode_stage import load_trained, open_mode
 
     source, out_dir = Path(source), Path(out_dir)
     if not source.exists():

@@ -1,1 +1,0 @@
-"""ROI feature extraction (extract stage) and the HDF5 cache reader (`pipeline.features.cache`)."""

@@ -1,0 +1,1 @@
+"""Builders of tiny detectors, datasets, caches and model inputs shared by tests and benchmarks."""
