@@ -165,6 +165,17 @@ def train(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> Non
         typer.echo(f"{mode}: selected epoch {result.best_epoch + 1} (validation {best})")
 
 
+@app.command()
+@one_line_errors
+def pack(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
+    """Pack one mode's train and val pairs for fast training reads (keeps complete, intact parts)."""
+    from pipeline.params import load_params
+    from pipeline.training.mode_stage import pack_mode
+
+    for split, counts in pack_mode(load_params(params), _checked_mode(mode)).items():
+        typer.echo(f"{mode} {split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 @app.command("evaluate-model")
 @one_line_errors
 def evaluate_model(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:

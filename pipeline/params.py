@@ -220,6 +220,9 @@ class TrainParams(Section):
     seed: int = 0
     out_dir: str = "models/mosa"
     device: Literal["auto", "cpu", "cuda"] = "cpu"
+    threads: int | None = Field(0, ge=0)  # torch intra-op threads; 0 or None: all cores
+    pack_dir: str = "features/pack"
+    prefetch_batches: int = Field(2, ge=0)
 
 
 class EvaluateParams(Section):

@@ -40,7 +40,7 @@ detectors are never mixed silently: :func:`require_same_extractor`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,11 +118,13 @@ def write_video(
         )
 
 
-def read_group(group: h5py.Group) -> dict[str, np.ndarray]:
-    out = {name: group[name][()] for name in SCHEMA}
-    out["frame"] = np.array(
-        [key.decode() if isinstance(key, bytes) else key for key in out["frame"]], dtype=object
-    )
+def read_group(group: h5py.Group, names: Iterable[str] = SCHEMA) -> dict[str, np.ndarray]:
+    """The datasets ``names`` (default: all) of one video group."""
+    out = {name: group[name][()] for name in names}
+    if "frame" in out:
+        out["frame"] = np.array(
+            [key.decode() if isinstance(key, bytes) else key for key in out["frame"]], dtype=object
+        )
     return out
 
 
@@ -172,14 +174,15 @@ class RoiCache:
     def __contains__(self, video: str) -> bool:
         return video in self._file
 
-    def read_video(self, video: str) -> dict[str, np.ndarray]:
+    def read_video(self, video: str, names: Iterable[str] = SCHEMA) -> dict[str, np.ndarray]:
+        """The datasets ``names`` (default: all of :data:`SCHEMA`) of one video."""
         if video not in self._file:
             raise DataError(f"{self.path}: video {video!r} is not in the ROI cache")
-        return read_group(self._file[video])
+        return read_group(self._file[video], names)
 
-    def iter_videos(self) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    def iter_videos(self, names: Iterable[str] = SCHEMA) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         for video in self.videos():
-            yield video, self.read_video(video)
+            yield video, self.read_video(video, names)
 
     def close(self) -> None:
         self._file.close()
@@ -217,6 +220,10 @@ DETECTION_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+# What the detection table needs: boxes, labels and scores, never the features.
+DETECTION_DATASETS = ("frame", "frame_number", "width", "height", "det_offsets", "det_boxes", "det_labels", "det_scores")
+
+
 def _video_detections(video: str, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     offsets = arrays["det_offsets"]
     per_frame = np.diff(offsets)
@@ -247,7 +254,8 @@ def load_detection_table(roi_dir: str | Path) -> pl.DataFrame:
     """
     with RoiCache(roi_dir) as cache:
         parts = [
-            pl.DataFrame(_video_detections(video, arrays)) for video, arrays in cache.iter_videos()
+            pl.DataFrame(_video_detections(video, arrays))
+            for video, arrays in cache.iter_videos(DETECTION_DATASETS)
         ]
     if not parts:
         return pl.DataFrame(schema=DETECTION_SCHEMA)

@@ -9,15 +9,17 @@ caches; :class:`VideoBatches` groups several videos into one
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, is_dataclass, replace
-from typing import Protocol
+from queue import Full, Queue
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-from pipeline.model.batch import RelationBatch, pad_groups, window_tables
+from pipeline.model.batch import RelationBatch
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,17 @@ class VideoSource(Protocol):
     def videos(self, split: str) -> list[str]: ...
 
     def load(self, video: str) -> VideoPairs: ...
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """A source that assembles a whole batch itself (e.g. from a packed split), without :class:`VideoPairs`."""
+
+    def videos(self, split: str) -> list[str]: ...
+
+    def collate(
+        self, videos: Sequence[str], window: int, with_object_dist: bool
+    ) -> tuple[RelationBatch, BatchMeta] | None: ...
 
 
 class BoundedCache:
@@ -110,60 +123,115 @@ def _normalised(boxes: np.ndarray, image_size: np.ndarray) -> np.ndarray:
     return (boxes / np.maximum(scale, 1.0)).astype(np.float32)
 
 
-def collate(groups: Sequence[VideoPairs], window: int, with_object_dist: bool) -> tuple[RelationBatch, BatchMeta]:
-    """Concatenate videos into one batch; build the per-frame and per-window index tables."""
-    frame_pairs: list[list[int]] = []
-    video_frames: list[list[int]] = []
-    row_offset = 0
-    for group in groups:
-        first_frame = len(frame_pairs)
-        rows_of_frame = np.split(np.arange(group.num_pairs) + row_offset, np.cumsum(np.bincount(group.pair_frame, minlength=len(group.frames)))[:-1])
-        # Frames without pairs (e.g. SGDet frames without a person detection) are dropped.
-        kept = [rows.tolist() for rows in rows_of_frame if rows.size]
-        frame_pairs.extend(kept)
-        video_frames.append(list(range(first_frame, first_frame + len(kept))))
-        row_offset += group.num_pairs
+# Per-pair arrays of a batch, in :class:`VideoPairs` order (``object_dist`` is optional).
+PAIR_COLUMNS = (
+    "subject_roi", "object_roi", "union", "subject_box", "object_box", "subject_score", "object_score",
+    "object_label", "object_dist", "motion", "target_object", "target_attention", "target_spatial",
+    "target_contacting", "has_relation",
+)  # fmt: skip
+FEATURE_COLUMNS = ("subject_roi", "object_roi", "union")
 
-    def cat(name: str) -> np.ndarray:
-        return np.concatenate([getattr(g, name) for g in groups], axis=0)
 
+def index_tables(pair_frame: np.ndarray, frames_per_video: np.ndarray, window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``frame_pairs``, ``window_pairs`` and ``window_position`` of a batch, in numpy without per-pair Python.
+
+    ``pair_frame`` [N] (non-decreasing) is each pair's frame among all the
+    batch's frames, ``frames_per_video`` [V] their count per video. Frames
+    without pairs are dropped; the tables equal
+    :func:`~pipeline.model.batch.pad_groups` and
+    :func:`~pipeline.model.batch.window_tables` of the per-frame row lists.
+    Because pairs are in frame order, the rows of a frame and of a window are
+    contiguous ranges.
+    """
+    kept, pair_kept = np.unique(pair_frame, return_inverse=True)  # frames with pairs
+    counts = np.bincount(pair_kept, minlength=len(kept))
+    first_row = np.concatenate([[0], np.cumsum(counts)])
+    rows = np.arange(len(pair_frame))
+    frame_pairs = np.full((len(kept), max(int(counts.max(initial=0)), 1)), -1, dtype=np.int64)
+    frame_pairs[pair_kept, rows - first_row[pair_kept]] = rows
+    # Sliding windows of ``window`` kept frames (stride 1) within each video.
+    video_of_kept = np.searchsorted(np.cumsum(frames_per_video), kept, side="right")
+    kept_per_video = np.bincount(video_of_kept, minlength=len(frames_per_video))
+    kept_per_video = kept_per_video[kept_per_video > 0]
+    first_kept = np.concatenate([[0], np.cumsum(kept_per_video)])[:-1]
+    windows_per_video = np.maximum(kept_per_video - window, 0) + 1
+    window_start = np.repeat(first_kept, windows_per_video) + _ranges(windows_per_video)
+    window_end = window_start + np.repeat(np.minimum(kept_per_video, window), windows_per_video)
+    row_start, row_count = first_row[window_start], first_row[window_end] - first_row[window_start]
+    slot = np.arange(max(int(row_count.max(initial=0)), 1))
+    valid = slot[None, :] < row_count[:, None]
+    window_rows = np.where(valid, row_start[:, None] + slot[None, :], -1)
+    position = np.where(valid, pair_kept[np.maximum(window_rows, 0)] - window_start[:, None], 0)
+    return torch.from_numpy(frame_pairs), torch.from_numpy(window_rows), torch.from_numpy(position)
+
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(n)`` for each n of ``lengths``."""
+    ends = np.cumsum(lengths)
+    return np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - lengths, lengths)
+
+
+def assemble(
+    columns: dict[str, np.ndarray],
+    pair_frame: np.ndarray,
+    frames: list[str],
+    frames_per_video: np.ndarray,
+    image_size: np.ndarray,
+    window: int,
+    with_object_dist: bool,
+) -> tuple[RelationBatch, BatchMeta]:
+    """One batch from its concatenated per-pair ``columns`` (see :data:`PAIR_COLUMNS`).
+
+    ``pair_frame`` [N] indexes ``frames`` (all frames of the batch's videos,
+    ``frames_per_video`` of each), ``image_size`` [F, 2] is theirs. Feature
+    columns should already be float32: the tensors share their memory.
+    """
     def tensor(name: str, dtype: torch.dtype) -> torch.Tensor:
-        return torch.as_tensor(cat(name)).to(dtype)
+        return torch.as_tensor(columns[name]).to(dtype)
 
-    image_size = np.concatenate([g.image_size[g.pair_frame] for g in groups], axis=0)
-    window_pairs, window_position = window_tables(frame_pairs, video_frames, window)
-    object_dist = None
-    if with_object_dist and all(g.object_dist is not None for g in groups):
-        object_dist = tensor("object_dist", torch.float32)
+    frame_pairs, window_pairs, window_position = index_tables(pair_frame, frames_per_video, window)
+    pair_image_size = image_size[pair_frame]
+    object_dist = columns.get("object_dist")
     batch = RelationBatch(
         subject_roi=tensor("subject_roi", torch.float32),
         object_roi=tensor("object_roi", torch.float32),
         union=tensor("union", torch.float32),
-        subject_box=torch.as_tensor(_normalised(cat("subject_box"), image_size)),
-        object_box=torch.as_tensor(_normalised(cat("object_box"), image_size)),
+        subject_box=torch.as_tensor(_normalised(columns["subject_box"], pair_image_size)),
+        object_box=torch.as_tensor(_normalised(columns["object_box"], pair_image_size)),
         motion=tensor("motion", torch.float32),
-        frame_pairs=pad_groups(frame_pairs),
+        frame_pairs=frame_pairs,
         window_pairs=window_pairs,
         window_position=window_position,
         object_label=tensor("object_label", torch.long),
-        object_dist=object_dist,
+        object_dist=tensor("object_dist", torch.float32) if with_object_dist and object_dist is not None else None,
         target_object=tensor("target_object", torch.long),
         target_attention=tensor("target_attention", torch.long),
         target_spatial=tensor("target_spatial", torch.float32),
         target_contacting=tensor("target_contacting", torch.float32),
         has_relation=tensor("has_relation", torch.bool),
     )
-    frame_offsets = np.cumsum([0] + [len(g.frames) for g in groups])[:-1]
     meta = BatchMeta(
-        frames=[frame for g in groups for frame in g.frames],
-        pair_frame=np.concatenate([g.pair_frame + off for g, off in zip(groups, frame_offsets, strict=True)]),
-        subject_box=cat("subject_box"),
-        object_box=cat("object_box"),
-        subject_score=cat("subject_score"),
-        object_score=cat("object_score"),
-        object_label=cat("object_label"),
+        frames=frames,
+        pair_frame=pair_frame,
+        subject_box=columns["subject_box"],
+        object_box=columns["object_box"],
+        subject_score=columns["subject_score"],
+        object_score=columns["object_score"],
+        object_label=columns["object_label"],
     )
     return batch, meta
+
+
+def collate(groups: Sequence[VideoPairs], window: int, with_object_dist: bool) -> tuple[RelationBatch, BatchMeta]:
+    """Concatenate videos into one batch; build the per-frame and per-window index tables."""
+    names = [n for n in PAIR_COLUMNS if n != "object_dist" or all(g.object_dist is not None for g in groups)]
+    columns = {name: np.concatenate([getattr(g, name) for g in groups], axis=0) for name in names}
+    frames_per_video = np.array([len(g.frames) for g in groups], dtype=np.int64)
+    frame_offsets = np.cumsum(frames_per_video) - frames_per_video
+    pair_frame = np.concatenate([g.pair_frame + off for g, off in zip(groups, frame_offsets, strict=True)])
+    frames = [frame for g in groups for frame in g.frames]
+    image_size = np.concatenate([g.image_size for g in groups], axis=0)
+    return assemble(columns, pair_frame, frames, frames_per_video, image_size, window, with_object_dist)
 
 
 class VideoBatches:
@@ -182,8 +250,10 @@ class VideoBatches:
         with_object_dist: bool,
         shuffle: bool = False,
         seed: int = 0,
+        prefetch: int = 0,
     ) -> None:
         self.source = source
+        self.prefetch = prefetch
         self.videos = list(videos)
         self.batch_videos = batch_videos
         self.window = window
@@ -207,15 +277,17 @@ class VideoBatches:
             yield order[start : start + self.batch_videos]
 
     def _collated(self, videos: Sequence[str]) -> tuple[RelationBatch, BatchMeta] | None:
+        if isinstance(self.source, BatchSource):
+            return self.source.collate(videos, self.window, self.with_object_dist)
         groups = [self.source.load(video) for video in videos]
         groups = [g for g in groups if g.num_pairs]
         return collate(groups, self.window, self.with_object_dist) if groups else None
 
     def __iter__(self) -> Iterator[tuple[RelationBatch, BatchMeta]]:
-        for videos in self._steps():
-            collated = self._collated(videos)
-            if collated is not None:
-                yield collated
+        collated = (self._collated(videos) for videos in self._steps())
+        for item in prefetched(collated, self.prefetch):
+            if item is not None:
+                yield item
 
     def rank_steps(self, rank: int, world_size: int) -> Iterator[tuple[RelationBatch, BatchMeta, float]]:
         """Each step of the single-process order split over ``world_size`` ranks: this rank's part and loss weight.
@@ -239,6 +311,54 @@ class VideoBatches:
             stand_in = self._collated(videos)
             if stand_in is not None:
                 yield (*stand_in, 0.0)
+
+
+def prefetched(items: Iterator, depth: int) -> Iterator:
+    """``items`` in order, produced up to ``depth`` ahead by a background thread (0: in this thread).
+
+    Reading and assembling the next batch (numpy copies and casts release the
+    GIL) then overlaps the model's step. An exception in the thread is raised
+    here, at the item it stopped at.
+    """
+    if depth <= 0:
+        yield from items
+        return
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry: tuple) -> bool:
+        """Hand ``entry`` over unless the consumer has gone (then False)."""
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as err:  # handed to the consumer
+            put((done, err))
+
+    worker = threading.Thread(target=produce, name="batch-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def rank_share(videos: Sequence[str], rank: int, world_size: int) -> list[str]:

@@ -9,6 +9,9 @@ Outputs per mode, under ``train.out_dir/<mode>/``:
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +33,12 @@ from pipeline.extraction.cache import RoiCache
 from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet
 from pipeline.loss import RelationLoss, predicate_counts
 from pipeline.model.mosa import MOSA, FeatureSpec
+from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES
 from pipeline.params import Params
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.data import BoundedCache, VideoBatches, rank_share
 from pipeline.training.inference import predict
+from pipeline.training.pack import PACK_SPLITS, PackedSource, pack_path, reusable, write_split
 from pipeline.training.sources import CacheSource
 from pipeline.training.text import read_text_embeddings
 from pipeline.training.trainer import SELECTION_METRIC, FitResult, fit, resumable
@@ -58,6 +63,14 @@ def output_paths(mode: str) -> OutputPaths:
     )
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def live_dir(mode: str) -> Path:
     """dvclive folder of a mode's training curves (declared in dvc.yaml)."""
     return Path("dvclive") / mode
@@ -74,24 +87,29 @@ class ModeData:
     index_frames: pl.DataFrame  # the unfiltered index
     index_objects: pl.DataFrame
     relations: pl.DataFrame
+    packed: PackedSource | None = None  # the train/val splits as packed by the pack stage
 
     def batches(self, params: Params, split: str, shuffle: bool = False, ranks: Ranks = SINGLE_PROCESS) -> VideoBatches:
         """Batches of ``split``; an unshuffled (prediction) split is cut into one block per rank.
 
         Training batches cover the whole split on every rank; each rank takes
-        its part of every step (:meth:`VideoBatches.rank_steps`).
+        its part of every step (:meth:`VideoBatches.rank_steps`). Splits of the
+        pack (when opened with one) are read from it, with prefetching.
         """
-        videos = self.source.videos(split)
+        from_pack = self.packed is not None and split in PACK_SPLITS
+        source = self.packed if from_pack else self.cached
+        videos = source.videos(split)
         if not shuffle:
             videos = rank_share(videos, ranks.rank, ranks.world_size)
         return VideoBatches(
-            self.cached,
+            source,
             videos,
             params.train.batch_videos,
             params.model.temporal_window,
             with_object_dist=self.mode == "sgdet",
             shuffle=shuffle,
             seed=params.train.seed,
+            prefetch=params.train.prefetch_batches if from_pack else 0,
         )
 
     def __enter__(self) -> ModeData:
@@ -104,14 +122,18 @@ class ModeData:
         return ground_truth_for_mode(self.index_frames, self.index_objects, split, self.mode)
 
 
-def open_mode(params: Params, mode: str) -> ModeData:
+def open_mode(params: Params, mode: str, packed: bool = False, attributes: tuple[str, ...] | None = None) -> ModeData:
+    """The caches of one mode; ``packed``: train/val batches come from the pack (which must match them).
+
+    ``attributes`` overrides ``model.mfe_attributes`` (the pack stage takes every one the motion table has).
+    """
     index = read_index(params.dataset.index_dir)
     cache = RoiCache(params.extract.out_dir)
     motion_path = Path(params.motion.out_path)
     motion = read_parquet(motion_path, "motion")
     text = read_text_embeddings(params.text.out_path)
     source = CacheSource(
-        mode, cache, index.frames, index.objects, motion, params.model.mfe_attributes,
+        mode, cache, index.frames, index.objects, motion, attributes or params.model.mfe_attributes,
         params.train.sgdet_match_iou, motion_path,
     )  # fmt: skip
     spec = FeatureSpec(
@@ -122,7 +144,46 @@ def open_mode(params: Params, mode: str) -> ModeData:
         motion_dim=len(source.motion_columns),
     )
     cached = BoundedCache(source, params.train.feature_cache_mb * 2**20)
-    return ModeData(mode, source, cached, spec, index.frames, index.objects, index.relations)
+    pack = None
+    if packed:
+        pack = PackedSource(params.train.pack_dir, mode, pack_inputs(params, mode, cache), source.motion_columns)
+    return ModeData(mode, source, cached, spec, index.frames, index.objects, index.relations, pack)
+
+
+def pack_inputs(params: Params, mode: str, cache: RoiCache) -> dict:
+    """What a pack is built from: a pack whose record differs is refused (see :mod:`pipeline.training.pack`).
+
+    Small inputs are hashed; the ROI cache (gigabytes) is known by its extractor identity and size.
+    """
+    index_dir = Path(params.dataset.index_dir)
+    hashed = [index_dir / "frames.parquet", index_dir / "objects.parquet", Path(params.motion.out_path)]
+    record = {
+        "mode": mode,
+        "sgdet_match_iou": params.train.sgdet_match_iou,
+        "roi": {**cache.identity, "bytes": cache.path.stat().st_size},
+        **{path.name: sha256_file(path) for path in hashed},
+    }
+    return json.loads(json.dumps(record, default=str))
+
+
+def motion_attribute_names(params: Params) -> tuple[str, ...]:
+    """Every MFE attribute the motion table of these params has (a pack keeps them all)."""
+    extras = params.motion.extras.model_dump()
+    return (*BASE_ATTRIBUTES, *(name for name in EXTRA_ATTRIBUTES if extras.get(name, False)))
+
+
+def pack_mode(params: Params, mode: str) -> dict[str, dict[str, int]]:
+    """The ``pack`` stage: write (or keep, when complete and intact) the train and val packs of one mode."""
+    summary = {}
+    with open_mode(params, mode, attributes=motion_attribute_names(params)) as data:
+        inputs = pack_inputs(params, mode, data.source.cache)
+        for split in PACK_SPLITS:
+            path = pack_path(params.train.pack_dir, mode, split)
+            if reusable(path, inputs):
+                summary[split] = {"reused": 1}
+                continue
+            summary[split] = write_split(data.source, split, path, inputs, mode, data.source.motion_columns)
+    return summary
 
 
 def build_model(params: Params, data: ModeData) -> MOSA:
@@ -144,7 +205,7 @@ def make_validator(data: ModeData, params: Params):
 
 def run_settings(params: Params, mode: str) -> dict:
     """The settings a trained model depends on (epochs excluded: more epochs may resume)."""
-    train = params.train.model_dump(exclude={"epochs", "modes", "feature_cache_mb", "device"})
+    train = params.train.model_dump(exclude={"epochs", "modes", "feature_cache_mb", "device", "threads", "pack_dir", "prefetch_batches"})
     return {"mode": mode, "model": params.model.model_dump(), "train": train, "dataset": params.dataset.model_dump()}
 
 
@@ -158,9 +219,22 @@ def build_training(params: Params, data: ModeData) -> tuple[MOSA, RelationLoss]:
     return model, RelationLoss(params.model.loss, counts)
 
 
+def set_threads(threads: int | None, ranks: Ranks = SINGLE_PROCESS) -> int:
+    """Set torch's intra-op threads: ``threads``, or (0/None) this process's share of the usable cores."""
+    if not threads:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world_size if ranks.distributed else 1))
+        threads = max(1, cores // max(1, local_ranks))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitResult:
     """Train one mode; under ``torchrun`` as one of several DDP ranks (see :func:`fit`)."""
-    with process_group(params.train.device, "train.device") as ranks, open_mode(params, mode) as data:
+    with process_group(params.train.device, "train.device") as ranks, open_mode(params, mode, packed=True) as data:
+        threads = set_threads(params.train.threads, ranks)
+        if ranks.is_main:
+            print(f"{mode}: {threads} torch threads per process (train.threads={params.train.threads})", flush=True)
         if not data.source.videos("val"):
             raise DataError(
                 f"{params.dataset.index_dir}: the val split is empty; model selection needs it "
@@ -233,4 +307,4 @@ def evaluate_mode(params: Params, mode: str, predictions_path: Path, metrics_pat
     return metrics
 
 
-__all__ = ["SELECTION_METRIC", "ModeData", "OutputPaths", "evaluate_mode", "live_dir", "output_paths", "load_trained", "make_validator", "open_mode", "train_mode"]
+__all__ = ["SELECTION_METRIC", "ModeData", "pack_mode", "OutputPaths", "evaluate_mode", "live_dir", "output_paths", "load_trained", "make_validator", "open_mode", "train_mode"]

@@ -22,6 +22,7 @@ from pipeline.extraction import cache as roi_cache
 from pipeline.extraction.cache import load_detection_table
 from pipeline.motion.table import motion_table
 from pipeline.params import MotionParams, Params
+from pipeline.training.mode_stage import pack_mode
 
 DEFAULT_SPLITS = {"V0.mp4": "train", "V1.mp4": "train", "V2.mp4": "train", "V3.mp4": "val", "V4.mp4": "val", "V5.mp4": "test"}
 SPURIOUS_LABEL = 20  # a detection that matches no ground-truth box
@@ -132,8 +133,8 @@ def write_synthetic_caches(
 
     ``index`` (frames, objects tables with the columns of the generated ones)
     replaces the generated index, and then ``splits`` is ignored;
-    ``with_motion=False`` leaves the motion table to the caller (e.g. to time
-    the motion stage on it).
+    ``with_motion=False`` leaves the motion table and the training packs to
+    the caller (e.g. to time the motion stage on them).
     """
     rng = np.random.default_rng(seed)
     frames, objects = index or _index_tables(splits or DEFAULT_SPLITS, frames_per_video)
@@ -153,7 +154,11 @@ def write_synthetic_caches(
     with h5py.File(root / "text.h5", "w") as handle:
         handle["class_embeddings"] = rng.standard_normal((NUM_OBJECT_CLASSES, text_dim)).astype(np.float32)
         handle["prompt_embeddings"] = rng.standard_normal((NUM_OBJECT_CLASSES, NUM_PREDICATES, text_dim)).astype(np.float32)
-    return synthetic_params(root)
+    params = synthetic_params(root)
+    if with_motion:
+        for mode in params.train.modes:
+            pack_mode(params, mode)
+    return params
 
 
 def synthetic_params(root: Path) -> Params:
@@ -163,5 +168,5 @@ def synthetic_params(root: Path) -> Params:
         "extract": {"out_dir": str(root / "roi")},
         "motion": {"out_path": str(root / "motion.parquet")},
         "text": {"out_path": str(root / "text.h5")},
-        "train": {"out_dir": str(root / "models")},
+        "train": {"out_dir": str(root / "models"), "pack_dir": str(root / "pack")},
     })  # fmt: skip
