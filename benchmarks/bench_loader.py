@@ -26,7 +26,6 @@ import argparse
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -124,8 +123,7 @@ def main() -> None:
         rows = []
         with open_mode(params, args.mode, packed=True) as data:
             batches = data.batches(params, "train", shuffle=True)
-            frames_in_split = sum(len(data.packed.splits["train"].frames[a:b]) for a, b in
-                                  zip(data.packed.splits["train"].video_frames[:-1], data.packed.splits["train"].video_frames[1:]))  # fmt: skip
+            frames_in_split = len(data.packed.splits["train"].frames)
             bytes_per_frame = pack_file.stat().st_size / frames_in_split
             for cache in ("cold", "warm"):
                 if cache == "cold":
@@ -141,7 +139,7 @@ def main() -> None:
                     batches = reopened.batches(params, "train", shuffle=True)
                 else:
                     open_seconds = 0.0
-                frames, seconds = timed(lambda: drain(batches))
+                frames, seconds = timed(lambda batches=batches: drain(batches))
                 seconds += open_seconds
                 rows.append((f"packed loader ({cache})", frames / seconds, frames * bytes_per_frame / seconds))
             # The path before packs, on a part of the split (it is much slower).

@@ -43,6 +43,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from pipeline.io import DataError, atomic_path
@@ -247,15 +248,17 @@ class PackedSplit:
             return None
         pair_start, pair_end, index = pair_start[keep], pair_end[keep], index[keep]
         frame_start, frame_end = self.video_frames[index], self.video_frames[index + 1]
-        pair_spans, frame_spans = list(zip(pair_start, pair_end)), list(zip(frame_start, frame_end))
+        pair_spans = list(zip(pair_start, pair_end, strict=True))
+        frame_spans = list(zip(frame_start, frame_end, strict=True))
         total = int((pair_end - pair_start).sum())
-        columns: dict[str, np.ndarray] = {}
+        columns: dict[str, Any] = {}
         for name, mapped in self.features.items():
-            # One pass from the page cache into the batch, widening to float32 on the way.
-            out = np.empty((total, mapped.shape[1]), dtype=np.float32)
+            # One pass from the page cache into the batch, widening to float32 on
+            # the way (torch's cast is vectorised; numpy's float16 one is ~8x slower).
+            out = torch.empty((total, mapped.shape[1]), dtype=torch.float32)
             row = 0
             for start, end in pair_spans:
-                np.copyto(out[row : row + end - start], mapped[start:end])
+                out[row : row + end - start].copy_(torch.from_numpy(mapped[start:end]))
                 row += end - start
             columns[name] = out
         for name, values in self.columns.items():
@@ -276,7 +279,8 @@ def _mapped(path: Path, dataset: h5py.Dataset) -> np.ndarray:
     offset = dataset.id.get_offset()
     if offset is None or dataset.size == 0:
         return np.zeros(dataset.shape, dtype=dataset.dtype)
-    return np.memmap(path, dtype=dataset.dtype, mode="r", offset=offset, shape=dataset.shape)
+    # Copy-on-write ("c") only so that torch can wrap slices without a read-only warning; nothing writes.
+    return np.memmap(path, dtype=dataset.dtype, mode="c", offset=offset, shape=dataset.shape)
 
 
 class PackedSource:
