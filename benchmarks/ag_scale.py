@@ -9,10 +9,12 @@ sizes, scaled by ``--scale``:
 
 Then runs, each step in its own process so that peak RSS is per step:
 
-1. motion: the motion stage (``run_motion_stage``) on the index and detections;
-2. train: one PredCls epoch of the default MOSA head (``train_epoch``);
-3. predict: the trained head on the test split (``predict``);
-4. evaluate: R@K / mR@K for the with, semi and no constraints (``evaluate``).
+1. motion: the motion stage (``run_motion_stage``) on the index and detections,
+   and, for comparison, the attribute computation alone on the same pairs;
+2. pack: the PredCls training pack (``pack_mode``);
+3. train: one PredCls epoch of the default MOSA head from the pack (``train_epoch``);
+4. predict: the trained head on the test split (``predict``);
+5. evaluate: R@K / mR@K for the with, semi and no constraints (``evaluate``).
 
 and prints wall time, throughput, peak RSS and the size on disk of what each
 step reads and writes, against the targets (one epoch <= 10 min, any step
@@ -159,13 +161,22 @@ def step_motion(params: Params) -> tuple[int, str, str]:
     return int(summary["rows"] + summary["detection_rows"]), "pair rows", note
 
 
+def step_pack(params: Params) -> tuple[int, str, str]:
+    from pipeline.training.mode_stage import pack_mode
+
+    summary = pack_mode(params, "predcls")
+    frames = sum(part.get("frames", 0) for part in summary.values())
+    return frames, "frames", f"predcls train/val packs: {summary}"
+
+
 def step_train(params: Params) -> tuple[int, str, str]:
     from tqdm import tqdm
 
-    from pipeline.training.mode_stage import build_training, open_mode
+    from pipeline.training.mode_stage import build_training, open_mode, set_threads
     from pipeline.training.trainer import train_epoch
 
-    with open_mode(params, "predcls") as data:
+    set_threads(params.train.threads)
+    with open_mode(params, "predcls", packed=True) as data:
         model, loss_fn = build_training(params, data)
         videos = data.source.videos("train")
         optimizer = torch.optim.AdamW(model.parameters(), lr=params.train.lr)
@@ -213,7 +224,7 @@ def step_evaluate(params: Params) -> tuple[int, str, str]:
     return frames, "frames", f"constraints {', '.join(results)}; with R@20 {with_r20:.2f}"
 
 
-STEPS = {"motion": step_motion, "train": step_train, "predict": step_predict, "evaluate": step_evaluate}
+STEPS = {"motion": step_motion, "pack": step_pack, "train": step_train, "predict": step_predict, "evaluate": step_evaluate}
 
 
 def _child(step: str, params: Params, profile: bool, queue) -> None:
@@ -288,6 +299,7 @@ def main() -> None:
 
         outputs = {
             "motion": [Path(params.motion.out_path)],
+            "pack": [Path(params.train.pack_dir)],
             "train": [Path(params.train.out_dir) / "model.pt"],
             "predict": [Path(params.train.out_dir) / "predictions.parquet"],
             "evaluate": [],

@@ -54,9 +54,15 @@ def prepare(root: Path, scale: float, seed: int, reuse: bool, mode: str = "predc
         params, seconds = timed(lambda: write_synthetic_caches(
             root, feature_dim=FEATURE_DIM, text_dim=TEXT_DIM, seed=seed, index=(frames, objects), with_motion=False,
         ))  # fmt: skip
-        print(f"synthesised {frames.height} frames, {frames['video'].n_unique()} videos in {seconds:.0f} s")
+        print(
+            f"synthesised {frames.height} frames, {frames['video'].n_unique()} videos in {seconds:.0f} s"
+        )
     if not Path(params.motion.out_path).is_file():
-        _, seconds = timed(lambda: run_motion_stage(params.dataset.index_dir, params.extract.out_dir, params.motion))
+        _, seconds = timed(
+            lambda: run_motion_stage(
+                params.dataset.index_dir, params.extract.out_dir, params.motion
+            )
+        )
         print(f"motion stage {seconds:.1f} s")
     summary, seconds = timed(lambda: pack_mode(params, mode))
     print(f"pack {mode}: {summary} in {seconds:.1f} s")
@@ -94,15 +100,29 @@ def drain(batches) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=0.1, help="fraction of AG's video and frame counts")
-    parser.add_argument("--out", type=Path, help="where to write the caches (default: a new temporary folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the caches instead of deleting them")
-    parser.add_argument("--reuse", action="store_true", help="reuse caches under --out (same --scale and --seed)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scale", type=float, default=0.1, help="fraction of AG's video and frame counts"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where to write the caches (default: a new temporary folder)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the caches instead of deleting them"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse caches under --out (same --scale and --seed)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mode", default="predcls", choices=["predcls", "sgcls", "sgdet"])
-    parser.add_argument("--reference-videos", type=int, default=300, help="videos read through the ROI cache")
-    parser.add_argument("--prefetch", type=int, default=0, help="batches prefetched by a thread in the packed runs")
+    parser.add_argument(
+        "--reference-videos", type=int, default=300, help="videos read through the ROI cache"
+    )
+    parser.add_argument(
+        "--prefetch", type=int, default=0, help="batches prefetched by a thread in the packed runs"
+    )
     args = parser.parse_args()
     from pipeline.training.mode_stage import open_mode
     from pipeline.training.pack import pack_path
@@ -112,13 +132,17 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     try:
         params = prepare(root, args.scale, args.seed, args.reuse, args.mode)
-        params = params.model_copy(update={"train": params.train.model_copy(update={"prefetch_batches": args.prefetch})})
+        params = params.model_copy(
+            update={"train": params.train.model_copy(update={"prefetch_batches": args.prefetch})}
+        )
         pack_file = pack_path(params.train.pack_dir, args.mode, "train")
         roi_file = Path(params.extract.out_dir) / "roi.h5"
         writable = os.access("/proc/sys/vm/drop_caches", os.W_OK)
         print(f"pack {pack_file.stat().st_size / 1e9:.2f} GB, ROI cache {roi_file.stat().st_size / 1e9:.2f} GB; "
               f"/proc/sys/vm/drop_caches {'writable' if writable else 'not writable'} (cold = fadvise DONTNEED)")  # fmt: skip
-        print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+        print(
+            f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+        )
 
         rows = []
         with open_mode(params, args.mode, packed=True) as data:
@@ -131,17 +155,27 @@ def main() -> None:
                 else:
                     plain_read(pack_file)  # warm it
                 size, seconds = timed(lambda: plain_read(pack_file))
-                rows.append((f"plain read ({cache})", size / bytes_per_frame / seconds, size / seconds))
+                rows.append(
+                    (f"plain read ({cache})", size / bytes_per_frame / seconds, size / seconds)
+                )
                 if cache == "cold":
                     evict([pack_file])
-                    reopened, open_seconds = timed(lambda: open_mode(params, args.mode, packed=True))
+                    reopened, open_seconds = timed(
+                        lambda: open_mode(params, args.mode, packed=True)
+                    )
                     reopened.source.cache.close()
                     batches = reopened.batches(params, "train", shuffle=True)
                 else:
                     open_seconds = 0.0
                 frames, seconds = timed(lambda batches=batches: drain(batches))
                 seconds += open_seconds
-                rows.append((f"packed loader ({cache})", frames / seconds, frames * bytes_per_frame / seconds))
+                rows.append(
+                    (
+                        f"packed loader ({cache})",
+                        frames / seconds,
+                        frames * bytes_per_frame / seconds,
+                    )
+                )
             # The path before packs, on a part of the split (it is much slower).
             data.cached.budget = 0
             reference = data.batches(params, "train", shuffle=True)
@@ -149,12 +183,21 @@ def main() -> None:
             reference.videos = reference.videos[: args.reference_videos]
             evict([roi_file])
             frames, seconds = timed(lambda: drain(reference))
-            rows.append(("ROI-cache loader (cold)", frames / seconds, frames * bytes_per_frame / seconds))
+            rows.append(
+                ("ROI-cache loader (cold)", frames / seconds, frames * bytes_per_frame / seconds)
+            )
             frames, seconds = timed(lambda: drain(reference))
-            rows.append(("ROI-cache loader (warm)", frames / seconds, frames * bytes_per_frame / seconds))
+            rows.append(
+                ("ROI-cache loader (warm)", frames / seconds, frames * bytes_per_frame / seconds)
+            )
 
-        plain = {cache: next(r[1] for r in rows if r[0] == f"plain read ({cache})") for cache in ("cold", "warm")}
-        print(f"\n{args.mode} train split: {frames_in_split} frames, {bytes_per_frame / 1e3:.1f} kB/frame in the pack")
+        plain = {
+            cache: next(r[1] for r in rows if r[0] == f"plain read ({cache})")
+            for cache in ("cold", "warm")
+        }
+        print(
+            f"\n{args.mode} train split: {frames_in_split} frames, {bytes_per_frame / 1e3:.1f} kB/frame in the pack"
+        )
         print(f"{'path':<26} {'frames/s':>10} {'MB/s':>8} {'vs plain read':>14}")
         for name, rate, byte_rate in rows:
             cache = "cold" if "cold" in name else "warm"
@@ -164,7 +207,9 @@ def main() -> None:
             checks = [f"{rate / plain[cache]:.0%} of plain read (target >= {TARGET_RATIO:.0%}: "
                       f"{'ok' if rate >= TARGET_RATIO * plain[cache] else 'MISSED'})"]  # fmt: skip
             if cache == "warm":
-                checks.append(f"{rate:,.0f} frames/s (target >= {TARGET_FRAMES:,}: {'ok' if rate >= TARGET_FRAMES else 'MISSED'})")
+                checks.append(
+                    f"{rate:,.0f} frames/s (target >= {TARGET_FRAMES:,}: {'ok' if rate >= TARGET_FRAMES else 'MISSED'})"
+                )
             reference = next(r[1] for r in rows if r[0] == f"ROI-cache loader ({cache})")
             checks.append(f"{rate / reference:.1f}x the ROI-cache loader")
             print(f"packed loader, {cache}: " + "; ".join(checks))

@@ -28,7 +28,9 @@ def override(params: Params, section: str, **values) -> Params:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Params:
-    params = write_synthetic_caches(tmp_path_factory.mktemp("packs"), splits=SPLITS, frames_per_video=5)
+    params = write_synthetic_caches(
+        tmp_path_factory.mktemp("packs"), splits=SPLITS, frames_per_video=5
+    )
     return override(params, "train", batch_videos=2)
 
 
@@ -48,7 +50,9 @@ def assert_same_batches(first: list, second: list) -> None:
 @pytest.mark.parametrize("mode", ["predcls", "sgcls", "sgdet"])
 @pytest.mark.parametrize("window", [1, 3])
 def test_packed_batches_equal_the_roi_cache_batches(world, mode, window):
-    params = override(world, "model", temporal_window=window, mfe_attributes=("distance", "velocity"))
+    params = override(
+        world, "model", temporal_window=window, mfe_attributes=("distance", "velocity")
+    )
     with open_mode(params, mode, packed=True) as data:
         for split in ("train", "val"):
             packed = data.batches(params, split, shuffle=True)
@@ -68,18 +72,27 @@ def test_index_tables_equal_the_per_frame_lists():
         frames_per_video = rng.integers(1, 6, size=rng.integers(1, 4))
         pairs_per_frame = rng.integers(0, 4, size=int(frames_per_video.sum()))
         starts = np.cumsum(frames_per_video) - frames_per_video
-        for video, start in enumerate(starts):  # every video has a pair (empty videos never reach a batch)
+        for video, start in enumerate(
+            starts
+        ):  # every video has a pair (empty videos never reach a batch)
             if not pairs_per_frame[start : start + frames_per_video[video]].any():
                 pairs_per_frame[start] = 1
         pair_frame = np.repeat(np.arange(len(pairs_per_frame)), pairs_per_frame)
         window = int(rng.integers(1, 4))
-        frame_pairs, window_pairs, window_position = index_tables(pair_frame, frames_per_video, window)
+        frame_pairs, window_pairs, window_position = index_tables(
+            pair_frame, frames_per_video, window
+        )
         rows = np.split(np.arange(len(pair_frame)), np.cumsum(pairs_per_frame)[:-1])
         kept = [r.tolist() for r in rows if r.size]
         kept_frames = [f for f in range(len(rows)) if rows[f].size]
         video_of = np.searchsorted(np.cumsum(frames_per_video), kept_frames, side="right")
-        video_frames = [[i for i, v in enumerate(video_of) if v == video] for video in range(len(frames_per_video))]
-        expected_rows, expected_positions = window_tables(kept, [f for f in video_frames if f], window)
+        video_frames = [
+            [i for i, v in enumerate(video_of) if v == video]
+            for video in range(len(frames_per_video))
+        ]
+        expected_rows, expected_positions = window_tables(
+            kept, [f for f in video_frames if f], window
+        )
         assert torch.equal(frame_pairs, pad_groups(kept))
         assert torch.equal(window_pairs, expected_rows)
         assert torch.equal(window_position, expected_positions)
@@ -87,7 +100,10 @@ def test_index_tables_equal_the_per_frame_lists():
 
 def test_training_without_a_pack_names_the_stage(world, tmp_path):
     params = override(world, "train", pack_dir=str(tmp_path / "nowhere"))
-    with pytest.raises(DataError, match=r"no training pack for sgcls; rerun the pack stage \(dvc repro pack@sgcls\)"):
+    with pytest.raises(
+        DataError,
+        match=r"no training pack for sgcls; rerun the pack stage \(dvc repro pack@sgcls\)",
+    ):
         open_mode(params, "sgcls", packed=True)
 
 
@@ -96,9 +112,14 @@ def test_a_roi_cache_or_a_stale_pack_is_refused(world, tmp_path):
     for split in ("train", "val"):
         pack_path(pack_dir, "predcls", split).parent.mkdir(parents=True, exist_ok=True)
         # A file written by the extract stage (today's cache format) in the pack's place.
-        pack_path(pack_dir, "predcls", split).write_bytes((Path(world.extract.out_dir) / "roi.h5").read_bytes())
+        pack_path(pack_dir, "predcls", split).write_bytes(
+            (Path(world.extract.out_dir) / "roi.h5").read_bytes()
+        )
     params = override(world, "train", pack_dir=str(pack_dir))
-    with pytest.raises(DataError, match=r"not a predcls training pack .*rerun the pack stage \(dvc repro pack@predcls\)"):
+    with pytest.raises(
+        DataError,
+        match=r"not a predcls training pack .*rerun the pack stage \(dvc repro pack@predcls\)",
+    ):
         open_mode(params, "predcls", packed=True)
     other = override(world, "train", sgdet_match_iou=0.3)
     with pytest.raises(DataError, match=r"other caches or settings .*dvc repro pack@predcls"):

@@ -51,7 +51,10 @@ from pipeline.model.batch import RelationBatch
 from pipeline.training.data import FEATURE_COLUMNS, PAIR_COLUMNS, BatchMeta, VideoSource, assemble
 
 PACK_FORMAT = 1
-PACK_SPLITS = ("train", "val")  # the test split is read once, by the evaluate stage, from the ROI cache
+PACK_SPLITS = (
+    "train",
+    "val",
+)  # the test split is read once, by the evaluate stage, from the ROI cache
 STRING = h5py.string_dtype()
 BLOCK_BYTES = 64 * 2**20  # feature bytes copied per step while finishing a pack
 
@@ -98,7 +101,9 @@ def write_split(
     try:
         with ExitStack() as stack:
             raw = {name: stack.enter_context(open(p, "wb")) for name, p in raw_paths.items()}
-            for video in tqdm(videos, desc=f"pack {mode} {split}", unit="video", disable=len(videos) < 100):
+            for video in tqdm(
+                videos, desc=f"pack {mode} {split}", unit="video", disable=len(videos) < 100
+            ):
                 pairs = source.load(video)
                 for name in FEATURE_COLUMNS:
                     # Exact: the cache stores float16 and the source only widened it.
@@ -116,8 +121,12 @@ def write_split(
                 pair_counts.append(pairs.num_pairs)
                 frame_counts.append(len(pairs.frames))
         arrays = {
-            "video_pairs": np.concatenate([[0], np.cumsum(pair_counts, dtype=np.int64)]).astype(np.int64),
-            "video_frames": np.concatenate([[0], np.cumsum(frame_counts, dtype=np.int64)]).astype(np.int64),
+            "video_pairs": np.concatenate([[0], np.cumsum(pair_counts, dtype=np.int64)]).astype(
+                np.int64
+            ),
+            "video_frames": np.concatenate([[0], np.cumsum(frame_counts, dtype=np.int64)]).astype(
+                np.int64
+            ),
             "image_size": _stacked(image_size, (0, 2), np.float64),
             "pair_frame": _stacked(pair_frame, (0,), np.int64),
         }
@@ -169,7 +178,13 @@ def verify(path: Path) -> list[str]:
         bad = []
         for name, expected in checksums.items():
             dataset = handle[name]
-            crc, step = 0, max(1, BLOCK_BYTES // max(1, dataset.dtype.itemsize * int(np.prod(dataset.shape[1:]))))
+            crc, step = (
+                0,
+                max(
+                    1,
+                    BLOCK_BYTES // max(1, dataset.dtype.itemsize * int(np.prod(dataset.shape[1:]))),
+                ),
+            )
             for start in range(0, dataset.shape[0], step):
                 crc = _crc(dataset[start : start + step], crc)
             if crc != expected:
@@ -184,7 +199,9 @@ def reusable(path: Path, inputs: Mapping[str, Any]) -> bool:
     try:
         with h5py.File(path, "r") as handle:
             attrs = dict(handle.attrs)
-        same = int(attrs.get("pack_format", -1)) == PACK_FORMAT and json.loads(attrs["inputs"]) == dict(inputs)
+        same = int(attrs.get("pack_format", -1)) == PACK_FORMAT and json.loads(
+            attrs["inputs"]
+        ) == dict(inputs)
         return same and not verify(path)
     except (OSError, KeyError, ValueError):
         return False
@@ -206,7 +223,9 @@ class PackedSplit:
         try:
             handle = h5py.File(path, "r")
         except OSError as err:
-            raise DataError(f"{path}: not a readable HDF5 file ({err}); {rerun_hint(mode)}") from None
+            raise DataError(
+                f"{path}: not a readable HDF5 file ({err}); {rerun_hint(mode)}"
+            ) from None
         with handle:
             attrs = dict(handle.attrs)
             if int(attrs.get("pack_format", -1)) != PACK_FORMAT or attrs.get("mode") != mode:
@@ -220,8 +239,13 @@ class PackedSplit:
                 )
             self.videos = [v.decode() if isinstance(v, bytes) else v for v in handle["video"][()]]
             self.frames = [f.decode() if isinstance(f, bytes) else f for f in handle["frame"][()]]
-            self.columns = {n: handle[n][()] for n in PAIR_COLUMNS if n in handle and n not in FEATURE_COLUMNS}
-            self.video_pairs, self.video_frames = handle["video_pairs"][()], handle["video_frames"][()]
+            self.columns = {
+                n: handle[n][()] for n in PAIR_COLUMNS if n in handle and n not in FEATURE_COLUMNS
+            }
+            self.video_pairs, self.video_frames = (
+                handle["video_pairs"][()],
+                handle["video_frames"][()],
+            )
             self.image_size, self.pair_frame = handle["image_size"][()], handle["pair_frame"][()]
             self.features = {name: _mapped(path, handle[name]) for name in FEATURE_COLUMNS}
             packed_columns = json.loads(attrs["motion_columns"])
@@ -229,7 +253,9 @@ class PackedSplit:
             # The pack keeps every motion attribute; the model reads the selected ones.
             absent = [c for c in motion_columns if c not in packed_columns]
             if absent:
-                raise DataError(f"{path}: no motion column {absent[0]}; {rerun_hint(mode)} after the motion stage")
+                raise DataError(
+                    f"{path}: no motion column {absent[0]}; {rerun_hint(mode)} after the motion stage"
+                )
             selected = [packed_columns.index(c) for c in motion_columns]
             self.columns["motion"] = np.ascontiguousarray(self.columns["motion"][:, selected])
         self.position = {video: i for i, video in enumerate(self.videos)}
@@ -241,7 +267,9 @@ class PackedSplit:
         try:
             index = np.array([self.position[v] for v in videos], dtype=np.int64)
         except KeyError as err:
-            raise DataError(f"{self.path}: video {err.args[0]} is not in this pack; {rerun_hint(self.mode)}") from None
+            raise DataError(
+                f"{self.path}: video {err.args[0]} is not in this pack; {rerun_hint(self.mode)}"
+            ) from None
         pair_start, pair_end = self.video_pairs[index], self.video_pairs[index + 1]
         keep = pair_end > pair_start
         if not keep.any():
@@ -264,11 +292,15 @@ class PackedSplit:
         for name, values in self.columns.items():
             columns[name] = np.concatenate([values[a:b] for a, b in pair_spans], axis=0)
         frames_per_video = frame_end - frame_start
-        frame_offset = np.repeat(np.cumsum(frames_per_video) - frames_per_video, pair_end - pair_start)
+        frame_offset = np.repeat(
+            np.cumsum(frames_per_video) - frames_per_video, pair_end - pair_start
+        )
         pair_frame = np.concatenate([self.pair_frame[a:b] for a, b in pair_spans]) + frame_offset
         frames = [key for a, b in frame_spans for key in self.frames[a:b]]
         image_size = np.concatenate([self.image_size[a:b] for a, b in frame_spans], axis=0)
-        return assemble(columns, pair_frame, frames, frames_per_video, image_size, window, with_object_dist)
+        return assemble(
+            columns, pair_frame, frames, frames_per_video, image_size, window, with_object_dist
+        )
 
     def files(self) -> list[Path]:
         return [self.path]
@@ -295,9 +327,12 @@ class PackedSource:
     ) -> None:
         self.mode = mode
         self.splits = {
-            split: PackedSplit(pack_path(pack_dir, mode, split), mode, inputs, motion_columns) for split in PACK_SPLITS
+            split: PackedSplit(pack_path(pack_dir, mode, split), mode, inputs, motion_columns)
+            for split in PACK_SPLITS
         }
-        self._split_of = {video: split for split, packed in self.splits.items() for video in packed.videos}
+        self._split_of = {
+            video: split for split, packed in self.splits.items() for video in packed.videos
+        }
 
     def videos(self, split: str) -> list[str]:
         return list(self.splits[split].videos)
@@ -309,5 +344,7 @@ class PackedSource:
             return None
         split = self._split_of.get(videos[0])
         if split is None:
-            raise DataError(f"video {videos[0]} is in no packed split of {self.mode}; {rerun_hint(self.mode)}")
+            raise DataError(
+                f"video {videos[0]} is in no packed split of {self.mode}; {rerun_hint(self.mode)}"
+            )
         return self.splits[split].collate(videos, window, with_object_dist)
