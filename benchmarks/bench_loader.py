@@ -122,6 +122,7 @@ def main() -> None:
         "--reference-videos", type=int, default=300, help="videos read through the ROI cache"
     )
     parser.add_argument("--repeats", type=int, default=5, help="warm measurements (median)")
+    parser.add_argument("--cold-repeats", type=int, default=3, help="cold measurements (median)")
     parser.add_argument(
         "--prefetch", type=int, default=0, help="batches prefetched by a thread in the packed runs"
     )
@@ -156,10 +157,11 @@ def main() -> None:
                 size, seconds = timed(lambda: plain_read(pack_file))
                 return size / bytes_per_frame / seconds, size / seconds
 
-            def packed(reopen: bool) -> tuple[float, float]:
+            def packed(reopen: bool, read_ahead: bool = True) -> tuple[float, float]:
                 """Frames/s and pack bytes/s of one epoch; ``reopen`` counts opening the pack too."""
                 started = time.perf_counter()
                 source = open_mode(params, args.mode, packed=True) if reopen else data
+                source.packed.splits["train"].read_ahead = read_ahead
                 batches = source.batches(params, "train", shuffle=True)
                 frames = drain(batches)
                 seconds = time.perf_counter() - started
@@ -167,10 +169,18 @@ def main() -> None:
                     source.source.cache.close()
                 return frames / seconds, frames * bytes_per_frame / seconds
 
-            evict([pack_file])
-            rows.append(("plain read (cold)", *plain()))
-            evict([pack_file])
-            rows.append(("packed loader (cold)", *packed(reopen=True)))
+            cold = []
+            for _ in range(args.cold_repeats):
+                cold.append([])
+                for measure in (
+                    plain,
+                    lambda: packed(True),
+                    lambda: packed(True, read_ahead=False),
+                ):
+                    evict([pack_file])
+                    cold[-1].append(measure())
+            for i, name in enumerate(("plain read", "packed loader", "packed, no read-ahead")):
+                rows.append((f"{name} (cold)", *np.median([c[i] for c in cold], axis=0)))
             # Warm: median of interleaved repeats (the machine is shared; load varies).
             warm = [(plain(), packed(reopen=False)) for _ in range(args.repeats)]
             rows.append(("plain read (warm)", *np.median([w[0] for w in warm], axis=0)))

@@ -70,7 +70,7 @@ class BatchSource(Protocol):
     def videos(self, split: str) -> list[str]: ...
 
     def collate(
-        self, videos: Sequence[str], window: int, with_object_dist: bool
+        self, videos: Sequence[str], window: int, with_object_dist: bool, pin_memory: bool = False
     ) -> tuple[RelationBatch, BatchMeta] | None: ...
 
 
@@ -251,9 +251,11 @@ class VideoBatches:
         shuffle: bool = False,
         seed: int = 0,
         prefetch: int = 0,
+        pin_memory: bool = False,
     ) -> None:
         self.source = source
         self.prefetch = prefetch
+        self.pin_memory = pin_memory  # features in page-locked memory, for asynchronous copies to a GPU
         self.videos = list(videos)
         self.batch_videos = batch_videos
         self.window = window
@@ -278,7 +280,7 @@ class VideoBatches:
 
     def _collated(self, videos: Sequence[str]) -> tuple[RelationBatch, BatchMeta] | None:
         if isinstance(self.source, BatchSource):
-            return self.source.collate(videos, self.window, self.with_object_dist)
+            return self.source.collate(videos, self.window, self.with_object_dist, self.pin_memory)
         groups = [self.source.load(video) for video in videos]
         groups = [g for g in groups if g.num_pairs]
         return collate(groups, self.window, self.with_object_dist) if groups else None
@@ -370,7 +372,8 @@ def rank_share(videos: Sequence[str], rank: int, world_size: int) -> list[str]:
 def to_device(value, device: torch.device):
     """``value`` (a tensor, or a dataclass, dict or tuple holding tensors) with its tensors on ``device``."""
     if isinstance(value, torch.Tensor):
-        return value.to(device)
+        # Asynchronous only towards a GPU (from pinned memory it overlaps the copy).
+        return value.to(device, non_blocking=device.type == "cuda")
     if isinstance(value, dict):
         return {key: to_device(item, device) for key, item in value.items()}
     if isinstance(value, tuple):

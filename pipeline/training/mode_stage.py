@@ -89,12 +89,15 @@ class ModeData:
     relations: pl.DataFrame
     packed: PackedSource | None = None  # the train/val splits as packed by the pack stage
 
-    def batches(self, params: Params, split: str, shuffle: bool = False, ranks: Ranks = SINGLE_PROCESS) -> VideoBatches:
+    def batches(
+        self, params: Params, split: str, shuffle: bool = False, ranks: Ranks = SINGLE_PROCESS, pin_memory: bool = False
+    ) -> VideoBatches:
         """Batches of ``split``; an unshuffled (prediction) split is cut into one block per rank.
 
         Training batches cover the whole split on every rank; each rank takes
         its part of every step (:meth:`VideoBatches.rank_steps`). Splits of the
-        pack (when opened with one) are read from it, with prefetching.
+        pack (when opened with one) are read from it, with prefetching, and
+        their features put in pinned memory when ``pin_memory`` (GPU training).
         """
         from_pack = self.packed is not None and split in PACK_SPLITS
         source = self.packed if from_pack else self.cached
@@ -110,6 +113,7 @@ class ModeData:
             shuffle=shuffle,
             seed=params.train.seed,
             prefetch=params.train.prefetch_batches if from_pack else 0,
+            pin_memory=from_pack and pin_memory,
         )
 
     def __enter__(self) -> ModeData:
@@ -243,6 +247,7 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
         model, loss_fn = build_training(params, data)
         if ranks.device.type != "cpu":
             model, loss_fn = model.to(ranks.device), loss_fn.to(ranks.device)
+        pinned = ranks.device.type == "cuda"
         out_dir = Path(params.train.out_dir) / mode
         inputs = [Path(params.dataset.index_dir), Path(params.extract.out_dir), Path(params.motion.out_path), Path(params.text.out_path)]
         settings = run_settings(params, mode)
@@ -257,7 +262,8 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
         try:
             return fit(
                 model, loss_fn, params.train,
-                data.batches(params, "train", shuffle=True), data.batches(params, "val", ranks=ranks),
+                data.batches(params, "train", shuffle=True, pin_memory=pinned),
+                data.batches(params, "val", ranks=ranks, pin_memory=pinned),
                 make_validator(data, params), mode, out_dir, run_fingerprint, settings, live, ranks,
             )  # fmt: skip
         finally:

@@ -35,6 +35,7 @@ bytes, checked before a pack is reused).
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -248,6 +249,7 @@ class PackedSplit:
             )
             self.image_size, self.pair_frame = handle["image_size"][()], handle["pair_frame"][()]
             self.features = {name: _mapped(path, handle[name]) for name in FEATURE_COLUMNS}
+            self.feature_offsets = {name: handle[name].id.get_offset() for name in FEATURE_COLUMNS}
             packed_columns = json.loads(attrs["motion_columns"])
         if motion_columns is not None and "motion" in self.columns:
             # The pack keeps every motion attribute; the model reads the selected ones.
@@ -259,9 +261,10 @@ class PackedSplit:
             selected = [packed_columns.index(c) for c in motion_columns]
             self.columns["motion"] = np.ascontiguousarray(self.columns["motion"][:, selected])
         self.position = {video: i for i, video in enumerate(self.videos)}
+        self.read_ahead = True
 
     def collate(
-        self, videos: Sequence[str], window: int, with_object_dist: bool
+        self, videos: Sequence[str], window: int, with_object_dist: bool, pin_memory: bool = False
     ) -> tuple[RelationBatch, BatchMeta] | None:
         """The batch of ``videos`` (those without pairs left out), as :func:`~pipeline.training.data.collate` gives it."""
         try:
@@ -279,11 +282,12 @@ class PackedSplit:
         pair_spans = list(zip(pair_start, pair_end, strict=True))
         frame_spans = list(zip(frame_start, frame_end, strict=True))
         total = int((pair_end - pair_start).sum())
+        self._read_ahead(pair_spans)
         columns: dict[str, Any] = {}
         for name, mapped in self.features.items():
             # One pass from the page cache into the batch, widening to float32 on
             # the way (torch's cast is vectorised; numpy's float16 one is ~8x slower).
-            out = torch.empty((total, mapped.shape[1]), dtype=torch.float32)
+            out = torch.empty((total, mapped.shape[1]), dtype=torch.float32, pin_memory=pin_memory)
             row = 0
             for start, end in pair_spans:
                 out[row : row + end - start].copy_(torch.from_numpy(mapped[start:end]))
@@ -301,6 +305,29 @@ class PackedSplit:
         return assemble(
             columns, pair_frame, frames, frames_per_video, image_size, window, with_object_dist
         )
+
+    def _read_ahead(self, pair_spans: list[tuple[int, int]]) -> None:
+        """Ask the kernel to start reading every range of the batch at once.
+
+        Copying from the memory map alone faults the pages in one readahead
+        window at a time; with the batch's ranges requested together the disk
+        serves them in parallel (``benchmarks/bench_loader.py`` measures both).
+        """
+        if not (self.read_ahead and hasattr(os, "posix_fadvise")):
+            return
+        with open(self.path, "rb") as handle:
+            for name, mapped in self.features.items():
+                offset = self.feature_offsets[name]
+                if offset is None or not mapped.shape[0]:
+                    continue
+                row_bytes = mapped.dtype.itemsize * mapped.shape[1]
+                for start, end in pair_spans:
+                    os.posix_fadvise(
+                        handle.fileno(),
+                        offset + start * row_bytes,
+                        (end - start) * row_bytes,
+                        os.POSIX_FADV_WILLNEED,
+                    )
 
     def files(self) -> list[Path]:
         return [self.path]
@@ -338,7 +365,7 @@ class PackedSource:
         return list(self.splits[split].videos)
 
     def collate(
-        self, videos: Sequence[str], window: int, with_object_dist: bool
+        self, videos: Sequence[str], window: int, with_object_dist: bool, pin_memory: bool = False
     ) -> tuple[RelationBatch, BatchMeta] | None:
         if not videos:
             return None
@@ -347,4 +374,4 @@ class PackedSource:
             raise DataError(
                 f"video {videos[0]} is in no packed split of {self.mode}; {rerun_hint(self.mode)}"
             )
-        return self.splits[split].collate(videos, window, with_object_dist)
+        return self.splits[split].collate(videos, window, with_object_dist, pin_memory)
