@@ -8,9 +8,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
+from pipeline.extraction.cache import RoiCache, load_detection_table
 from pipeline.io import DataError
 from pipeline.model.batch import pad_groups, window_tables
 from pipeline.params import Params
@@ -165,3 +167,23 @@ def test_threads_default_to_all_cores():
         assert set_threads(None) == torch.get_num_threads()
     finally:
         torch.set_num_threads(previous)
+
+
+def test_detection_table_equals_the_rows_of_whole_groups(world):
+    table = load_detection_table(world.extract.out_dir)
+    with RoiCache(world.extract.out_dir) as roi:
+        for video in roi.videos():
+            arrays = roi.read_video(video)
+            rows = table.filter(pl.col("video") == video)
+            offsets = arrays["det_offsets"]
+            frame_of_row = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+            assert rows["frame"].to_list() == arrays["frame"][frame_of_row].tolist()
+            assert (
+                rows["det_index"].to_list()
+                == (np.arange(len(frame_of_row)) - offsets[frame_of_row]).tolist()
+            )
+            np.testing.assert_array_equal(
+                rows.select("x1", "y1", "x2", "y2").to_numpy(), arrays["det_boxes"]
+            )
+            np.testing.assert_array_equal(rows["score"].to_numpy(), arrays["det_scores"])
+            assert rows["label"].to_list() == arrays["det_labels"].tolist()
