@@ -2,7 +2,15 @@
 
 import sys
 
-from pipeline.cli import app
+from pipeline.errors import one_line_errors
+from pipeline.params import load_params
+from pipeline.training.mode_stage import run_pack_stage
+
+
+@one_line_errors
+def main(mode: str) -> None:
+    run_pack_stage(load_params(), mode)
+
 
 if __name__ == "__main__":
-    app(["pack", *sys.argv[1:]], prog_name="mosa")
+    main(*sys.argv[1:2] or [""])
