@@ -42,11 +42,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
+from timing import timed
 
 from pipeline.ag.reader import FRAME_SCHEMA, OBJECT_SCHEMA, conform
 from pipeline.constants import CONTACTING, NUM_OBJECT_CLASSES, PERSON_INDEX, SPATIAL
 from pipeline.params import Params
-from timing import timed
 
 AG_SIZES = {"train": (7_584, 177_330), "test": (1_750, 56_923)}  # split: (videos, frames)
 FEATURE_DIM = 2048  # ResNet-101 C5, as the detector stage gives

@@ -27,7 +27,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from bench_loader import drain, prepare
 from timing import timed
 

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from ag_scale import FEATURE_DIM, TEXT_DIM, ag_index
-from pipeline.params import Params
 from timing import timed
+
+from pipeline.params import Params
 
 TARGET_RATIO, TARGET_FRAMES = 0.5, 20_000
 READ_BLOCK = 64 * 2**20

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from support.training_caches import write_synthetic_caches
 
 from pipeline.extraction.cache import RoiCache, load_detection_table
 from pipeline.io import DataError
@@ -19,7 +20,6 @@ from pipeline.params import Params
 from pipeline.training.data import VideoBatches, index_tables, prefetched
 from pipeline.training.mode_stage import open_mode, pack_mode, set_threads
 from pipeline.training.pack import pack_path, reusable, verify
-from support.training_caches import write_synthetic_caches
 
 SPLITS = {f"V{i}.mp4": ("train" if i < 7 else "val" if i < 10 else "test") for i in range(11)}
 
