@@ -286,10 +286,18 @@ class VideoBatches:
         return collate(groups, self.window, self.with_object_dist) if groups else None
 
     def __iter__(self) -> Iterator[tuple[RelationBatch, BatchMeta]]:
-        collated = (self._collated(videos) for videos in self._steps())
-        for item in prefetched(collated, self.prefetch):
+        for item in prefetched(self._in_order(), self.prefetch):
             if item is not None:
                 yield item
+
+    def _in_order(self) -> Iterator[tuple[RelationBatch, BatchMeta] | None]:
+        """Each step's batch; a source that can (a pack) starts reading the next step's data meanwhile."""
+        steps = list(self._steps())
+        will_need = getattr(self.source, "will_need", None)
+        for step, videos in enumerate(steps):
+            if will_need is not None and step + 1 < len(steps):
+                will_need(steps[step + 1])
+            yield self._collated(videos)
 
     def rank_steps(self, rank: int, world_size: int) -> Iterator[tuple[RelationBatch, BatchMeta, float]]:
         """Each step of the single-process order split over ``world_size`` ranks: this rank's part and loss weight.

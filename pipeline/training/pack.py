@@ -306,6 +306,13 @@ class PackedSplit:
             columns, pair_frame, frames, frames_per_video, image_size, window, with_object_dist
         )
 
+    def will_need(self, videos: Sequence[str]) -> None:
+        """Start reading these videos' features in the background (the batch after the current one)."""
+        index = np.array([self.position[v] for v in videos if v in self.position], dtype=np.int64)
+        self._read_ahead(
+            list(zip(self.video_pairs[index], self.video_pairs[index + 1], strict=True))
+        )
+
     def _read_ahead(self, pair_spans: list[tuple[int, int]]) -> None:
         """Ask the kernel to start reading every range of the batch at once.
 
@@ -363,6 +370,11 @@ class PackedSource:
 
     def videos(self, split: str) -> list[str]:
         return list(self.splits[split].videos)
+
+    def will_need(self, videos: Sequence[str]) -> None:
+        split = self._split_of.get(videos[0]) if videos else None
+        if split is not None:
+            self.splits[split].will_need(videos)
 
     def collate(
         self, videos: Sequence[str], window: int, with_object_dist: bool, pin_memory: bool = False
