@@ -21,7 +21,7 @@ from pipeline.params import Params
 def build_footage_world(root: Path, text_dim: int = 16) -> Params:
     """Caches from a random tiny detector and an SGDet head trained one epoch on them (``root`` becomes the cwd)."""
     from pipeline.detector.model import load_detector
-    from pipeline.training.mode_stage import train_mode
+    from pipeline.training.mode_stage import pack_mode, train_mode
 
     root.mkdir(parents=True, exist_ok=True)
     os.chdir(root)
@@ -44,7 +44,7 @@ def build_footage_world(root: Path, text_dim: int = 16) -> Params:
         "motion": {"out_path": str(root / "motion.parquet")},
         "text": {"out_path": str(root / "text.h5")},
         "model": {"d_model": 16, "heads": 2, "mim_heads": 2, "temporal_layers": 1},
-        "train": {"epochs": 1, "batch_videos": 2, "modes": ["sgdet"], "out_dir": str(root / "models")},
+        "train": {"epochs": 1, "batch_videos": 2, "modes": ["sgdet"], "out_dir": str(root / "models"), "pack_dir": str(root / "pack")},
     })  # fmt: skip
     detector = load_detector(config, checkpoint)
     extract_cache(detector, load_frame_records(root / "index", root / "ag"), params.extract, params.detector.postprocess)
@@ -53,6 +53,7 @@ def build_footage_world(root: Path, text_dim: int = 16) -> Params:
     with h5py.File(root / "text.h5", "w") as handle:
         handle["class_embeddings"] = rng.standard_normal((NUM_OBJECT_CLASSES, text_dim)).astype(np.float32)
         handle["prompt_embeddings"] = rng.standard_normal((NUM_OBJECT_CLASSES, NUM_PREDICATES, text_dim)).astype(np.float32)
+    pack_mode(params, "sgdet")
     train_mode(params, "sgdet")
     return params
 
