@@ -182,9 +182,12 @@ def main() -> None:
             for i, name in enumerate(("plain read", "packed loader", "packed, no read-ahead")):
                 rows.append((f"{name} (cold)", *np.median([c[i] for c in cold], axis=0)))
             # Warm: median of interleaved repeats (the machine is shared; load varies).
-            warm = [(plain(), packed(reopen=False)) for _ in range(args.repeats)]
-            rows.append(("plain read (warm)", *np.median([w[0] for w in warm], axis=0)))
-            rows.append(("packed loader (warm)", *np.median([w[1] for w in warm], axis=0)))
+            warm = [
+                (plain(), packed(reopen=False), packed(reopen=False, read_ahead=False))
+                for _ in range(args.repeats)
+            ]
+            for i, name in enumerate(("plain read", "packed loader", "packed, no read-ahead")):
+                rows.append((f"{name} (warm)", *np.median([w[i] for w in warm], axis=0)))
             # The path before packs, on a part of the split (it is much slower).
             data.cached.budget = 0  # every epoch reads the groups again, as at AG scale
             reference = VideoBatches(

@@ -294,6 +294,8 @@ class VideoBatches:
         """Each step's batch; a source that can (a pack) starts reading the next step's data meanwhile."""
         steps = list(self._steps())
         will_need = getattr(self.source, "will_need", None)
+        if will_need is not None and steps:
+            will_need(steps[0])
         for step, videos in enumerate(steps):
             if will_need is not None and step + 1 < len(steps):
                 will_need(steps[step + 1])

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 import zlib
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -262,6 +263,8 @@ class PackedSplit:
             self.columns["motion"] = np.ascontiguousarray(self.columns["motion"][:, selected])
         self.position = {video: i for i, video in enumerate(self.videos)}
         self.read_ahead = True
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)
 
     def collate(
         self, videos: Sequence[str], window: int, with_object_dist: bool, pin_memory: bool = False
@@ -282,7 +285,6 @@ class PackedSplit:
         pair_spans = list(zip(pair_start, pair_end, strict=True))
         frame_spans = list(zip(frame_start, frame_end, strict=True))
         total = int((pair_end - pair_start).sum())
-        self._read_ahead(pair_spans)
         columns: dict[str, Any] = {}
         for name, mapped in self.features.items():
             # One pass from the page cache into the batch, widening to float32 on
@@ -314,27 +316,28 @@ class PackedSplit:
         )
 
     def _read_ahead(self, pair_spans: list[tuple[int, int]]) -> None:
-        """Ask the kernel to start reading every range of the batch at once.
+        """Ask the kernel to start reading every range of a batch at once.
 
         Copying from the memory map alone faults the pages in one readahead
-        window at a time; with the batch's ranges requested together the disk
-        serves them in parallel (``benchmarks/bench_loader.py`` measures both).
+        window at a time; with a batch's ranges requested together (one batch
+        ahead, by :class:`~pipeline.training.data.VideoBatches`) the disk serves them in
+        parallel while the current batch is copied (``benchmarks/bench_loader.py``
+        measures both ways).
         """
         if not (self.read_ahead and hasattr(os, "posix_fadvise")):
             return
-        with open(self.path, "rb") as handle:
-            for name, mapped in self.features.items():
-                offset = self.feature_offsets[name]
-                if offset is None or not mapped.shape[0]:
-                    continue
-                row_bytes = mapped.dtype.itemsize * mapped.shape[1]
-                for start, end in pair_spans:
-                    os.posix_fadvise(
-                        handle.fileno(),
-                        offset + start * row_bytes,
-                        (end - start) * row_bytes,
-                        os.POSIX_FADV_WILLNEED,
-                    )
+        for name, mapped in self.features.items():
+            offset = self.feature_offsets[name]
+            if offset is None or not mapped.shape[0]:
+                continue
+            row_bytes = mapped.dtype.itemsize * mapped.shape[1]
+            for start, end in pair_spans:
+                os.posix_fadvise(
+                    self._fd,
+                    offset + start * row_bytes,
+                    (end - start) * row_bytes,
+                    os.POSIX_FADV_WILLNEED,
+                )
 
     def files(self) -> list[Path]:
         return [self.path]
