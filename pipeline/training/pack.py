@@ -262,7 +262,9 @@ class PackedSplit:
             selected = [packed_columns.index(c) for c in motion_columns]
             self.columns["motion"] = np.ascontiguousarray(self.columns["motion"][:, selected])
         self.position = {video: i for i, video in enumerate(self.videos)}
-        self.read_ahead = True
+        # Off: asking the kernel for the next batch's ranges measured 10-30 % faster
+        # from a cold cache in some runs, slower in others, and ~15 % slower warm.
+        self.read_ahead = False
         self._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(self, os.close, self._fd)
 
@@ -310,6 +312,8 @@ class PackedSplit:
 
     def will_need(self, videos: Sequence[str]) -> None:
         """Start reading these videos' features in the background (the batch after the current one)."""
+        if not self.read_ahead:
+            return
         index = np.array([self.position[v] for v in videos if v in self.position], dtype=np.int64)
         self._read_ahead(
             list(zip(self.video_pairs[index], self.video_pairs[index + 1], strict=True))
