@@ -205,7 +205,9 @@ def test_each_stage_runs_with_only_its_declared_inputs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RANK", "WORLD_SIZE")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
     for stage in resolved_stages(work):
-        sandbox = tmp_path / "sandbox" / stage["name"].replace("@", "_")
+        # Run from another folder, DVC names stages "<path>/dvc.yaml:<name>"; a ":" in
+        # PYTHONPATH would split it, and the stage would import an installed copy of the code.
+        sandbox = tmp_path / "sandbox" / stage["name"].rsplit(":", 1)[-1].replace("@", "_")
         sandbox.mkdir(parents=True)
         shutil.copy2(work / "params.yaml", sandbox / "params.yaml")
         for dep in stage["deps"]:
