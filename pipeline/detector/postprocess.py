@@ -58,6 +58,21 @@ def ag_class_scores(scores: torch.Tensor, ag_labels: np.ndarray) -> torch.Tensor
     return out
 
 
+def per_class_nms(
+    boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou: float, offset: int
+) -> torch.Tensor:
+    """Indices kept by NMS run separately per label, by descending score (ties: input order)."""
+    from mmcv.ops import nms
+
+    kept = [torch.zeros(0, dtype=torch.long, device=boxes.device)]
+    for value in torch.unique(labels):
+        rows = torch.nonzero(labels == value).flatten()
+        _, keep = nms(boxes[rows].contiguous(), scores[rows].contiguous(), iou, offset=offset)
+        kept.append(rows[keep])
+    keep = torch.cat(kept)
+    return keep[torch.sort(scores[keep], descending=True, stable=True)[1]]
+
+
 def postprocess_detections(
     boxes: torch.Tensor,
     scores: torch.Tensor,
@@ -71,8 +86,6 @@ def postprocess_detections(
         scores: ``(n, C + 1)`` softmax class scores, background last (mmdet layout).
         ag_labels: AG index of each of the ``C`` detector labels.
     """
-    from mmcv.ops import batched_nms
-
     num_classes = len(ag_labels)
     boxes = boxes.float().reshape(-1, num_classes, 4)
     class_scores = scores.float()[:, :num_classes]
@@ -81,11 +94,12 @@ def postprocess_detections(
 
     proposal, label = torch.nonzero(class_scores > params.score_threshold, as_tuple=True)
     if proposal.numel():
-        _, keep = batched_nms(
+        keep = per_class_nms(
             boxes[proposal, label],
             class_scores[proposal, label],
             label,
-            dict(type="nms", iou_threshold=params.nms_iou, offset=params.nms_offset, split_thr=0),
+            params.nms_iou,
+            params.nms_offset,
         )
         proposal, label = proposal[keep], label[keep]  # sorted by descending score
 

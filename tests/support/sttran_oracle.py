@@ -203,9 +203,9 @@ def clip(boxes, height, width):
 def nms_plus_one(boxes, scores, threshold, max_keep=None):
     """Greedy NMS by descending score, IoU with +1 sides, suppression at IoU > threshold."""
     order = torch.sort(scores, descending=True)[1].numpy()
-    b = boxes.double().numpy()
+    b = boxes.float().numpy()  # float32, as nms.cu
     x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    areas = (x2 - x1 + np.float32(1)) * (y2 - y1 + np.float32(1))
     suppressed = np.zeros(len(b), dtype=bool)
     keep = []
     for i in order:
@@ -214,8 +214,8 @@ def nms_plus_one(boxes, scores, threshold, max_keep=None):
         keep.append(i)
         if max_keep is not None and len(keep) == max_keep:
             break
-        w = np.maximum(0.0, np.minimum(x2[i], x2) - np.maximum(x1[i], x1) + 1)
-        h = np.maximum(0.0, np.minimum(y2[i], y2) - np.maximum(y1[i], y1) + 1)
+        w = np.maximum(np.float32(0), np.minimum(x2[i], x2) - np.maximum(x1[i], x1) + np.float32(1))
+        h = np.maximum(np.float32(0), np.minimum(y2[i], y2) - np.maximum(y1[i], y1) + np.float32(1))
         inter = w * h
         suppressed |= inter / (areas[i] + areas - inter) > threshold
     return torch.as_tensor(keep, dtype=torch.long)
