@@ -4,9 +4,15 @@ Also runs as ``torchrun --nproc_per_node N stages/extract.py`` (videos split
 over the ranks, rank 0 merges) and resumes from finished shards.
 """
 
-import typer
+from pipeline.errors import one_line_errors
+from pipeline.extraction.driver import run_extract_stage
+from pipeline.params import load_params
 
-from pipeline.cli import extract
+
+@one_line_errors
+def main() -> None:
+    run_extract_stage(load_params())
+
 
 if __name__ == "__main__":
-    typer.run(extract)
+    main()

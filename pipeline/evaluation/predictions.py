@@ -176,6 +176,11 @@ def validate_predictions(table: pl.DataFrame, source: str = "predictions") -> Pr
 
 def read_predictions(path: str | Path) -> Predictions:
     """Read and validate a predictions Parquet file."""
+    return load_predictions(path)[1]
+
+
+def load_predictions(path: str | Path) -> tuple[pl.DataFrame, Predictions]:
+    """Read a predictions Parquet file once: the table itself and its validated arrays."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: predictions file not found")
@@ -183,7 +188,7 @@ def read_predictions(path: str | Path) -> Predictions:
         table = pl.read_parquet(path)
     except Exception as err:  # polars raises several unrelated types for a corrupt file
         raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}: {str(err).splitlines()[0]})") from None
-    return validate_predictions(table, str(path))
+    return table, validate_predictions(table, str(path))
 
 
 def align_predictions(predictions: Predictions, ground_truth: GroundTruth, source: str = "predictions") -> AlignedPredictions:
