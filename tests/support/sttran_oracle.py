@@ -244,23 +244,25 @@ def proposals(rpn_cls_prob, rpn_bbox_pred, im_info):
     return output
 
 
-def _axis_weights(start, size, bins, samples, extent):
-    """(bins, extent) averaging-of-bilinear weights along one axis of ROIAlign_cpu.cpp."""
-    bin_size = size / bins
+def _axis_weights(start, size, bins, extent):
+    """(bins, extent) averaging-of-bilinear weights along one axis of ROIAlign_cpu.cpp (float32 math)."""
+    f32 = np.float32
+    bin_size = f32(size) / f32(bins)
+    samples = int(math.ceil(f32(size) / f32(bins)))
     weights = torch.zeros(bins, extent, dtype=torch.float64)
     for p in range(bins):
         for s in range(samples):
-            v = start + p * bin_size + (s + 0.5) * bin_size / samples
+            v = f32(start) + f32(p) * bin_size + (f32(s) + f32(0.5)) * bin_size / f32(samples)
             if v < -1.0 or v > extent:
                 continue
-            v = max(v, 0.0)
+            v = max(v, f32(0))
             low = int(v)
             if low >= extent - 1:
                 low = high = extent - 1
-                v = float(low)
+                v = f32(low)
             else:
                 high = low + 1
-            frac = v - low
+            frac = float(f32(v - f32(low)))
             weights[p, low] += (1 - frac) / samples
             weights[p, high] += frac / samples
     return weights
@@ -270,12 +272,13 @@ def roi_align(features, rois, output_size=7, spatial_scale=1.0 / 16):
     """``ROIAlign_cpu.cpp``: no half-pixel offset, RoI side >= 1, ceil(side / 7) samples per bin."""
     out = features.new_zeros(len(rois), features.shape[1], output_size, output_size)
     height, width = features.shape[2:]
+    f32 = np.float32
     for r, (b, x1, y1, x2, y2) in enumerate(rois.tolist()):
-        start_w, start_h = x1 * spatial_scale, y1 * spatial_scale
-        roi_w = max(x2 * spatial_scale - start_w, 1.0)
-        roi_h = max(y2 * spatial_scale - start_h, 1.0)
-        wy = _axis_weights(start_h, roi_h, output_size, math.ceil(roi_h / output_size), height)
-        wx = _axis_weights(start_w, roi_w, output_size, math.ceil(roi_w / output_size), width)
+        start_w, start_h = f32(x1) * f32(spatial_scale), f32(y1) * f32(spatial_scale)
+        roi_w = max(f32(x2) * f32(spatial_scale) - start_w, f32(1))
+        roi_h = max(f32(y2) * f32(spatial_scale) - start_h, f32(1))
+        wy = _axis_weights(start_h, roi_h, output_size, height)
+        wx = _axis_weights(start_w, roi_w, output_size, width)
         fmap = features[int(b)].double()
         out[r] = torch.einsum("ph,chw,qw->cpq", wy, fmap, wx).to(features.dtype)
     return out
