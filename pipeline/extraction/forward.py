@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pipeline.detector.model import Detector, box_features, detect_proposals
-from pipeline.detector.postprocess import postprocess_detections
+from pipeline.detector.postprocess import ag_class_scores, postprocess_detections
 from pipeline.extraction.frame_records import FrameRecord
 from pipeline.extraction.roi_features import person_object_pairs, union_boxes
 from pipeline.params import DetectionPostprocessParams
@@ -38,6 +38,7 @@ def feature_layer(detector: Detector) -> str:
 @dataclass
 class FrameResult:
     gt_features: np.ndarray
+    gt_class_scores: np.ndarray
     gt_pairs: np.ndarray
     gt_union_boxes: np.ndarray
     gt_union_features: np.ndarray
@@ -99,19 +100,27 @@ class FrameExtractor:
             )
             per_image_parts.append((parts, dets, gt_pairs, det_pairs, raw_image.features))
 
-        embeddings = box_features(model, feats, torch.cat(per_image_boxes)).float().cpu()
+        embeddings = box_features(model, feats, torch.cat(per_image_boxes))
+        # SGCls: the detector's class distribution of every box (only gt rows are kept).
+        distributions = ag_class_scores(
+            torch.softmax(model.roi_head.bbox_head.fc_cls(embeddings), dim=-1),
+            self.detector.ag_labels,
+        ).float().cpu()
+        embeddings = embeddings.float().cpu()
         results, start = [], 0
         for parts, dets, gt_pairs, det_pairs, features in per_image_parts:
             sizes = [len(boxes) for boxes in parts.values()]
             gt_f, gt_union_f, det_f, det_union_f = embeddings[start : start + sum(sizes)].split(
                 sizes
             )
+            gt_scores = distributions[start : start + sizes[0]]
             start += sum(sizes)
             if proposal_features:
                 det_f = features[dets.proposals].float().cpu()
             results.append(
                 FrameResult(
                     gt_features=gt_f.numpy(),
+                    gt_class_scores=gt_scores.numpy(),
                     gt_pairs=gt_pairs.numpy(),
                     gt_union_boxes=parts["gt_union"].cpu().numpy(),
                     gt_union_features=gt_union_f.numpy(),
