@@ -200,6 +200,7 @@ class ModelParams(Section):
     asm: bool = True
     asm_lambda: float = Field(1.0, ge=0.0)
     asm_tau_init: float = Field(0.07, gt=0.0)
+    box_masks: Literal["binary", "soft"] = "binary"  # soft: STTran's draw_union_boxes coverage
     loss: LossParams = LossParams()
 
     @model_validator(mode="after")
