@@ -96,6 +96,9 @@ def world(tmp_path_factory):
     jw_model = oracle.JwyangFasterRCNN(stage_blocks=STAGE_BLOCKS).eval()
     state = oracle.random_jwyang_state(seed=13, stage_blocks=STAGE_BLOCKS)
     jw_model.load_state_dict(state, strict=True)
+    blob, im_info = oracle.image_batch([cv2.imread(str(paths[0][0]))])
+    state = oracle.calibrate_classifier(state, jw_model(blob, im_info)[4][0])
+    jw_model.load_state_dict(state, strict=True)
     jw_path = folder / "faster_rcnn_ag.pth"
     torch.save({"model": state, "pooling_mode": "align", "session": 1, "epoch": 7}, jw_path)
     config = write_config(folder, "reduced")

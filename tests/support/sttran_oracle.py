@@ -148,12 +148,30 @@ def random_jwyang_state(seed: int, stage_blocks=(1, 1, 1, 1), num_classes=37) ->
         else:  # conv / linear biases
             tensor = 0.1 * torch.randn(value.shape, generator=generator)
         state[key] = tensor.float()
-    # Peaked class posteriors and small regressions, so that the score
+    # Caffe inputs are not divided by a std: the stem BN's statistics bring
+    # them to unit scale, as trained statistics would.
+    state["RCNN_base.1.running_var"] = 2000.0 + 1000.0 * torch.rand(64, generator=generator)
+    # Varied class posteriors and small regressions, so that the score
     # threshold, NMS and the person rule all have work to do.
-    state["RCNN_cls_score.weight"] *= 8.0
     state["RCNN_bbox_pred.weight"] *= 0.05
     state["RCNN_rpn.RPN_cls_score.weight"] *= 4.0
     state["RCNN_rpn.RPN_bbox_pred.weight"] *= 0.1
+    return state
+
+
+def calibrate_classifier(state: OrderedDict, pooled: torch.Tensor, spread: float = 2.5) -> OrderedDict:
+    """Rescale the random classifier so that each logit has mean 0 and std ``spread`` over ``pooled``.
+
+    Random post-ReLU features share a large common component, so raw random
+    logits let one class win every proposal; standardised ones give varied
+    detections of many classes (and persons) for the comparison to check.
+    """
+    state = OrderedDict(state)
+    weight, bias = state["RCNN_cls_score.weight"], state["RCNN_cls_score.bias"]
+    logits = pooled @ weight.T + bias
+    mean, std = logits.mean(0), logits.std(0).clamp(min=1e-6)
+    state["RCNN_cls_score.weight"] = spread * weight / std[:, None]
+    state["RCNN_cls_score.bias"] = spread * (bias - mean) / std
     return state
 
 
@@ -230,7 +248,7 @@ def proposals(rpn_cls_prob, rpn_bbox_pred, im_info):
     shifts = torch.from_numpy(
         np.vstack([shift_x.ravel(), shift_y.ravel(), shift_x.ravel(), shift_y.ravel()]).T
     ).float()
-    all_anchors = (torch.from_numpy(anchors()).float()[None] + shifts[:, None]).view(1, -1, 4)
+    all_anchors = (torch.from_numpy(anchors()).float()[None] + shifts[:, None]).reshape(1, -1, 4)
     deltas = rpn_bbox_pred.permute(0, 2, 3, 1).reshape(batch, -1, 4)
     scores = scores.permute(0, 2, 3, 1).reshape(batch, -1)
     boxes = decode(all_anchors.expand(batch, -1, 4), deltas)
