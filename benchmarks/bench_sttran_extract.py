@@ -22,16 +22,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-
 import support_path  # noqa: F401  (tests/ on sys.path)
+import torch
+from support import sttran_oracle
+from support.tiny_detector import write_random_checkpoint
+from timing import timed
+
 from pipeline.detector.import_sttran import STTRAN_CONFIG, import_sttran
 from pipeline.detector.model import box_features, detect_proposals, load_detector
 from pipeline.detector.postprocess import postprocess_detections
 from pipeline.params import DetectionPostprocessParams
-from support import sttran_oracle
-from support.tiny_detector import write_random_checkpoint
-from timing import timed
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH_CONFIG = ROOT / "configs/detector/faster_rcnn_r18_synth.py"
@@ -56,7 +56,10 @@ def run_batch(detector, pipeline, paths, post, rng):
     model = detector.model
     packed = [pipeline({"img_path": str(p), "img_id": i}) for i, p in enumerate(paths)]
     data = model.data_preprocessor(
-        {"inputs": [p["inputs"] for p in packed], "data_samples": [p["data_samples"] for p in packed]},
+        {
+            "inputs": [p["inputs"] for p in packed],
+            "data_samples": [p["data_samples"] for p in packed],
+        },
         False,
     )
     feats = model.extract_feat(data["inputs"])
@@ -66,9 +69,13 @@ def run_batch(detector, pipeline, paths, post, rng):
         postprocess_detections(result.bboxes, result.scores, detector.ag_labels, post)
         height, width = sample.metainfo["img_shape"]
         corners = torch.as_tensor(rng.uniform(0, 1, (GT_BOXES, 4)), dtype=torch.float32)
-        boxes = torch.cat([corners[:, :2].minimum(corners[:, 2:]), corners[:, :2].maximum(corners[:, 2:])], 1)
+        boxes = torch.cat(
+            [corners[:, :2].minimum(corners[:, 2:]), corners[:, :2].maximum(corners[:, 2:])], 1
+        )
         boxes = boxes * torch.tensor([width, height, width, height])
-        unions = torch.cat([boxes[:1, :2].minimum(boxes[1:, :2]), boxes[:1, 2:].maximum(boxes[1:, 2:])], 1)
+        unions = torch.cat(
+            [boxes[:1, :2].minimum(boxes[1:, :2]), boxes[:1, 2:].maximum(boxes[1:, 2:])], 1
+        )
         both = torch.cat([boxes, unions])
         rois.append(torch.cat([torch.full((len(both), 1), float(i)), both], 1))
     box_features(model, feats, torch.cat(rois))
@@ -83,7 +90,9 @@ def frames_per_second(detector, paths, batch, post, repeats=1):
     seconds = 0.0
     for _ in range(repeats):
         for start in range(0, len(paths) - batch + 1, batch):
-            _, took = timed(lambda s=start: run_batch(detector, pipeline, paths[s : s + batch], post, rng))
+            _, took = timed(
+                lambda s=start: run_batch(detector, pipeline, paths[s : s + batch], post, rng)
+            )
             seconds += took
     done = repeats * (len(paths) // batch) * batch
     return done / seconds
@@ -107,7 +116,9 @@ def main() -> None:
         synth_paths = write_frames(folder, args.frames, SYNTH_FRAME)
         baseline = frames_per_second(synth, synth_paths, 1, DetectionPostprocessParams())
         rss_before = peak_rss_mb()
-        print(f"synthetic default (R18-FPN, 256x192), batch 1: {baseline:.2f} frames/s; peak RSS {rss_before:.0f} MB")
+        print(
+            f"synthetic default (R18-FPN, 256x192), batch 1: {baseline:.2f} frames/s; peak RSS {rss_before:.0f} MB"
+        )
 
         jw_path = folder / "faster_rcnn_ag.pth"
         state = sttran_oracle.random_jwyang_state(seed=0, stage_blocks=(3, 4, 23, 3))
@@ -116,7 +127,11 @@ def main() -> None:
         print(f"import-detector sttran (R101, random weights): {import_s:.1f} s")
         sttran = load_detector(ROOT / STTRAN_CONFIG, folder / "sttran" / "faster_rcnn_ag_mmdet.pth")
         post = DetectionPostprocessParams(
-            nms_offset=1, max_objects=None, person_fallback=False, det_features="proposal", det_labels="renormalised"
+            nms_offset=1,
+            max_objects=None,
+            person_fallback=False,
+            det_features="proposal",
+            det_labels="renormalised",
         )
         ag_paths = write_frames(folder, args.frames, AG_FRAME)
         for batch in args.batches:

@@ -22,14 +22,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from support import sttran_oracle as oracle
 
 from pipeline.io import DataError
-from support import sttran_oracle as oracle
 
 SHIPPED = Path(__file__).resolve().parents[1] / "configs/detector/faster_rcnn_r101_c4_sttran_ag.py"
 STAGE_BLOCKS = (1, 1, 1, 1)
 # Tolerances: float32 through a different summation order (conv, RoIAlign, mean).
-FEATURE_ATOL, PROB_ATOL, BOX_ATOL = 1e-4, 1e-5, 1e-3
+FEATURE_ATOL, PROB_ATOL, BOX_ATOL = 1e-4, 1e-5, 1e-4
 
 STTRAN_POST = dict(
     score_threshold=0.1,
@@ -63,9 +63,13 @@ CONTROLS = {
 }
 
 
-def write_config(folder: Path, name: str, extra: str = "") -> Path:
+def write_config(folder: Path, name: str, control: str = "") -> Path:
+    """The reduced-depth config, or a child of it that changes one thing (dicts merge)."""
     path = folder / f"{name}.py"
-    path.write_text(REDUCED + "\n" + extra + "\n")
+    reduced = folder / "reduced.py"
+    if not reduced.exists():
+        reduced.write_text(REDUCED)
+    path.write_text(f"_base_ = [{str(reduced)!r}]\n{control}\n" if control else REDUCED)
     return path
 
 
@@ -73,7 +77,9 @@ def random_frame(rng: np.random.Generator, height: int, width: int) -> np.ndarra
     """Smooth random BGR frame (so that the resize interpolates something)."""
     small = rng.integers(0, 256, size=(max(height // 4, 2), max(width // 4, 2), 3)).astype(np.uint8)
     frame = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
-    return np.clip(frame.astype(np.int16) + rng.integers(-20, 21, frame.shape), 0, 255).astype(np.uint8)
+    return np.clip(frame.astype(np.int16) + rng.integers(-20, 21, frame.shape), 0, 255).astype(
+        np.uint8
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +117,10 @@ def world(tmp_path_factory):
             height, width = cv2.imread(str(path)).shape[:2]
             corners = rng.uniform(0, 1, size=(3, 4)) * [width, height, width, height]
             boxes = np.concatenate(
-                [np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:]) + 2],
+                [
+                    np.minimum(corners[:, :2], corners[:, 2:]),
+                    np.maximum(corners[:, :2], corners[:, 2:]) + 2,
+                ],
                 axis=1,
             )
             gt[path] = torch.tensor(boxes, dtype=torch.float32)
@@ -125,14 +134,22 @@ def world(tmp_path_factory):
         for i, path in enumerate(frames_paths):
             gt_boxes = gt[path]
             unions = torch.cat(
-                [torch.minimum(gt_boxes[:1, :2], gt_boxes[1:, :2]), torch.maximum(gt_boxes[:1, 2:], gt_boxes[1:, 2:])], 1
+                [
+                    torch.minimum(gt_boxes[:1, :2], gt_boxes[1:, :2]),
+                    torch.maximum(gt_boxes[:1, 2:], gt_boxes[1:, 2:]),
+                ],
+                1,
             )
-            gt_features, gt_distribution = oracle.box_features(jw_model, outputs[3], gt_boxes, i, im_info[0, 2])
+            gt_features, gt_distribution = oracle.box_features(
+                jw_model, outputs[3], gt_boxes, i, im_info[0, 2]
+            )
             union_features, _ = oracle.box_features(jw_model, outputs[3], unions, i, im_info[0, 2])
             pred_boxes = oracle.decode(
                 outputs[0][i, :, 1:5], outputs[2][i] * torch.tensor(oracle.BBOX_STDS).repeat(37)
             )
-            pred_boxes = oracle.clip(pred_boxes, float(im_info[i, 0]), float(im_info[i, 1])) / im_info[0, 2]
+            pred_boxes = (
+                oracle.clip(pred_boxes, float(im_info[i, 0]), float(im_info[i, 1])) / im_info[0, 2]
+            )
             expected[path] = {
                 "conv4": outputs[3][i],
                 "proposals": outputs[0][i, :, 1:5],
@@ -170,7 +187,11 @@ def run_mmdet(config: Path, checkpoint: Path, paths: list[Path], gt: dict):
     pipeline = Compose(detector.cfg.test_pipeline)
     packed = [pipeline({"img_path": str(path), "img_id": i}) for i, path in enumerate(paths)]
     data = model.data_preprocessor(
-        {"inputs": [p["inputs"] for p in packed], "data_samples": [p["data_samples"] for p in packed]}, False
+        {
+            "inputs": [p["inputs"] for p in packed],
+            "data_samples": [p["data_samples"] for p in packed],
+        },
+        False,
     )
     feats = model.extract_feat(data["inputs"])
     raw = detect_proposals(model, feats, data["data_samples"])
@@ -182,10 +203,16 @@ def run_mmdet(config: Path, checkpoint: Path, paths: list[Path], gt: dict):
         scale = float(sample.metainfo["scale_factor"][0])
         gt_boxes = gt[path]
         unions = torch.cat(
-            [torch.minimum(gt_boxes[:1, :2], gt_boxes[1:, :2]), torch.maximum(gt_boxes[:1, 2:], gt_boxes[1:, 2:])], 1
+            [
+                torch.minimum(gt_boxes[:1, :2], gt_boxes[1:, :2]),
+                torch.maximum(gt_boxes[:1, 2:], gt_boxes[1:, 2:]),
+            ],
+            1,
         )
         boxes = torch.cat([gt_boxes, unions]) * gt_boxes.new_tensor(scale)
-        features = box_features(model, feats, torch.cat([torch.full((len(boxes), 1), float(i)), boxes], 1))
+        features = box_features(
+            model, feats, torch.cat([torch.full((len(boxes), 1), float(i)), boxes], 1)
+        )
         logits = model.roi_head.bbox_head.fc_cls(features[: len(gt_boxes)])
         out[path] = {
             "conv4": feats[0][i],
@@ -197,13 +224,15 @@ def run_mmdet(config: Path, checkpoint: Path, paths: list[Path], gt: dict):
             "gt_features": features[: len(gt_boxes)],
             "gt_distribution": torch.softmax(logits[:, :-1], dim=1),
             "union_features": features[len(gt_boxes) :],
-            "detections": postprocess_detections(result.bboxes, result.scores, detector.ag_labels, post),
+            "detections": postprocess_detections(
+                result.bboxes, result.scores, detector.ag_labels, post
+            ),
         }
     return out
 
 
 def canonical_order(rows: torch.Tensor, boxes: torch.Tensor) -> list[int]:
-    keys = [(int(r), round(float(b[0]), 2), round(float(b[1]), 2)) for r, b in zip(rows, boxes, strict=True)]
+    keys = [(int(r), *(round(float(v), 2) for v in b)) for r, b in zip(rows, boxes, strict=True)]
     return sorted(range(len(keys)), key=keys.__getitem__)
 
 
@@ -230,7 +259,11 @@ def differences(ours: dict, expected: dict) -> dict[str, float]:
         if key == "boxes":
             b = b[:, 4:]  # jwyang also regresses a background box
         same_shape = a.shape == b.shape
-        diffs[key] = float((a.float() - b.float()).abs().max()) if same_shape and a.numel() else (0.0 if same_shape else float("inf"))
+        diffs[key] = (
+            float((a.float() - b.float()).abs().max())
+            if same_shape and a.numel()
+            else (0.0 if same_shape else float("inf"))
+        )
     dets, ref = ours["detections"], expected["detections"]
     # STTran lists objects class by class, we by score: compare in (proposal, box) order.
     ours_order = canonical_order(dets.proposals, dets.boxes)
@@ -242,8 +275,12 @@ def differences(ours: dict, expected: dict) -> dict[str, float]:
     same_labels = dets.labels[ours_order].tolist() == ref["pred_labels"][ref_order].tolist()
     diffs["detection_labels"] = 0.0 if same_labels else float("inf")
     if len(ref_order):
-        diffs["detection_boxes"] = float((dets.boxes[ours_order] - ref["boxes"][ref_order]).abs().max())
-        diffs["detection_scores"] = float((dets.scores[ours_order] - ref["scores"][ref_order]).abs().max())
+        diffs["detection_boxes"] = float(
+            (dets.boxes[ours_order] - ref["boxes"][ref_order]).abs().max()
+        )
+        diffs["detection_scores"] = float(
+            (dets.scores[ours_order] - ref["scores"][ref_order]).abs().max()
+        )
         diffs["detection_features"] = float(
             (ours["features"][dets.proposals[ours_order]] - ref["features"][ref_order]).abs().max()
         )
@@ -252,7 +289,11 @@ def differences(ours: dict, expected: dict) -> dict[str, float]:
 
 def mismatches(ours: dict, expected: dict) -> dict[str, float]:
     """The differences outside their tolerance."""
-    return {key: diff for key, diff in differences(ours, expected).items() if diff > TOLERANCES.get(key, 0.0)}
+    return {
+        key: diff
+        for key, diff in differences(ours, expected).items()
+        if diff > TOLERANCES.get(key, 0.0)
+    }
 
 
 def test_sttran_anchors_match_py_faster_rcnn():
@@ -289,15 +330,22 @@ def test_sttran_import_maps_every_key(world):
     jw = torch.load(world["jw_path"], weights_only=True)["model"]
     ours = extract_state_dict(read_checkpoint(world["checkpoint"]), world["checkpoint"])
     assert torch.equal(ours["backbone.layer3.0.conv2.weight"], jw["RCNN_base.6.0.conv2.weight"])
-    assert torch.equal(ours["roi_head.shared_head.layer4.0.downsample.1.running_var"], jw["RCNN_top.0.0.downsample.1.running_var"])
+    assert torch.equal(
+        ours["roi_head.shared_head.layer4.0.downsample.1.running_var"],
+        jw["RCNN_top.0.0.downsample.1.running_var"],
+    )
     # background row 0 -> last; class rows shift up by one.
     assert torch.equal(ours["roi_head.bbox_head.fc_cls.weight"][-1], jw["RCNN_cls_score.weight"][0])
     assert torch.equal(ours["roi_head.bbox_head.fc_cls.bias"][0], jw["RCNN_cls_score.bias"][1])
     assert torch.equal(ours["roi_head.bbox_head.fc_reg.weight"], jw["RCNN_bbox_pred.weight"][4:])
     # RPN: anchor a's foreground (jwyang channel 12 + a) at 2a, background (a) at 2a + 1.
     assert rpn_cls_order(12)[:4].tolist() == [12, 0, 13, 1]
-    assert torch.equal(ours["rpn_head.rpn_cls.weight"][2 * 5], jw["RCNN_rpn.RPN_cls_score.weight"][12 + 5])
-    assert torch.equal(ours["rpn_head.rpn_cls.bias"][2 * 5 + 1], jw["RCNN_rpn.RPN_cls_score.bias"][5])
+    assert torch.equal(
+        ours["rpn_head.rpn_cls.weight"][2 * 5], jw["RCNN_rpn.RPN_cls_score.weight"][12 + 5]
+    )
+    assert torch.equal(
+        ours["rpn_head.rpn_cls.bias"][2 * 5 + 1], jw["RCNN_rpn.RPN_cls_score.bias"][5]
+    )
 
 
 @pytest.mark.parametrize("change", ["leftover", "missing", "no_model"])
@@ -316,4 +364,6 @@ def test_sttran_import_rejects_foreign_keys_in_one_line(world, tmp_path, change)
         import_sttran(path, tmp_path / "out", config_path=world["config"])
     message = str(err.value)
     assert "\n" not in message and str(path) in message
-    assert {"leftover": "RCNN_extra.weight", "missing": "missing keys", "no_model": "'model'"}[change] in message
+    assert {"leftover": "RCNN_extra.weight", "missing": "missing keys", "no_model": "'model'"}[
+        change
+    ] in message

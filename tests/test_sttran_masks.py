@@ -34,7 +34,11 @@ def test_sttran_soft_masks_match_draw_union_boxes():
     rng = np.random.default_rng(0)
     corners = rng.uniform(0, 400, size=(12, 2, 4)).astype(np.float32)
     boxes = np.concatenate(
-        [np.minimum(corners[..., :2], corners[..., 2:]), np.maximum(corners[..., :2], corners[..., 2:])], -1
+        [
+            np.minimum(corners[..., :2], corners[..., 2:]),
+            np.maximum(corners[..., :2], corners[..., 2:]),
+        ],
+        -1,
     )
     pairs = boxes.reshape(12, 8)
     expected = draw_union_boxes_reference(pairs, 27) - 0.5

@@ -152,9 +152,7 @@ def import_sttran(
         raise DataError(f"{source}: pooling_mode is {pooling!r}; STTran's detector uses 'align'")
     state = extract_state_dict(checkpoint, source, key="model")
     model = build_model(load_config(config_path))
-    converted = check_against_model(
-        convert_state_dict(state, source), model.state_dict(), source
-    )
+    converted = check_against_model(convert_state_dict(state, source), model.state_dict(), source)
     model.load_state_dict(converted, strict=True)
     out_path = Path(out_dir) / CHECKPOINT_NAME
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 import torch
 from mmcv.ops import nms
+from mmcv.transforms import BaseTransform
 from mmdet.models.backbones import ResNet
 from mmdet.models.backbones.resnet import Bottleneck
 from mmdet.models.dense_heads import RPNHead
@@ -45,7 +46,6 @@ from mmdet.models.layers import ResLayer
 from mmdet.models.task_modules.coders.base_bbox_coder import BaseBBoxCoder
 from mmdet.models.task_modules.prior_generators import AnchorGenerator
 from mmdet.registry import MODELS, TASK_UTILS, TRANSFORMS
-from mmcv.transforms import BaseTransform
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import nn
@@ -120,8 +120,9 @@ class STTranResLayer(BaseModule):
     is 3 for ResNet-101.
     """
 
-    def __init__(self, num_blocks: int = 3, norm_cfg=dict(type="BN", requires_grad=False)):
+    def __init__(self, num_blocks: int = 3, norm_cfg: dict | None = None):
         super().__init__(init_cfg=None)
+        norm_cfg = norm_cfg or dict(type="BN", requires_grad=False)
         self.layer4 = ResLayer(
             Bottleneck, 1024, 512, num_blocks, stride=2, style="caffe", norm_cfg=norm_cfg
         )
@@ -146,7 +147,12 @@ def py_faster_rcnn_anchors(base_size=16, ratios=(0.5, 1, 2), scales=(4, 8, 16, 3
     def mkanchors(ws, hs, x_ctr, y_ctr):
         ws, hs = ws[:, None], hs[:, None]
         return np.hstack(
-            [x_ctr - 0.5 * (ws - 1), y_ctr - 0.5 * (hs - 1), x_ctr + 0.5 * (ws - 1), y_ctr + 0.5 * (hs - 1)]
+            [
+                x_ctr - 0.5 * (ws - 1),
+                y_ctr - 0.5 * (hs - 1),
+                x_ctr + 0.5 * (ws - 1),
+                y_ctr + 0.5 * (hs - 1),
+            ]
         )
 
     w, h, x_ctr, y_ctr = whctrs(np.array([0, 0, base_size - 1, base_size - 1], dtype=np.float64))
@@ -172,9 +178,7 @@ class STTranAnchorGenerator(AnchorGenerator):
     def gen_base_anchors(self) -> list[torch.Tensor]:
         return [
             torch.from_numpy(
-                py_faster_rcnn_anchors(
-                    base_size, self.ratios.tolist(), self.scales.tolist()
-                )
+                py_faster_rcnn_anchors(base_size, self.ratios.tolist(), self.scales.tolist())
             ).float()
             for base_size in self.base_sizes
         ]
@@ -194,7 +198,9 @@ class STTranBoxCoder(BaseBBoxCoder):
     decoded corners by 0.5 and clamps ``dw``.
     """
 
-    def __init__(self, target_means=(0.0, 0.0, 0.0, 0.0), target_stds=(1.0, 1.0, 1.0, 1.0), **kwargs):
+    def __init__(
+        self, target_means=(0.0, 0.0, 0.0, 0.0), target_stds=(1.0, 1.0, 1.0, 1.0), **kwargs
+    ):
         super().__init__(**kwargs)
         self.means = tuple(target_means)
         self.stds = tuple(target_stds)
@@ -217,7 +223,9 @@ class STTranBoxCoder(BaseBBoxCoder):
 
     def decode(self, bboxes, pred_bboxes, max_shape=None, wh_ratio_clip=None):
         bboxes = getattr(bboxes, "tensor", bboxes)
-        deltas = pred_bboxes.reshape(-1, 4) * pred_bboxes.new_tensor(self.stds) + pred_bboxes.new_tensor(self.means)
+        deltas = pred_bboxes.reshape(-1, 4) * pred_bboxes.new_tensor(
+            self.stds
+        ) + pred_bboxes.new_tensor(self.means)
         boxes = bboxes.reshape(-1, 4)
         widths = boxes[:, 2] - boxes[:, 0] + 1.0
         heights = boxes[:, 3] - boxes[:, 1] + 1.0
@@ -228,7 +236,12 @@ class STTranBoxCoder(BaseBBoxCoder):
         pred_w = torch.exp(deltas[:, 2]) * widths
         pred_h = torch.exp(deltas[:, 3]) * heights
         out = torch.stack(
-            [pred_ctr_x - 0.5 * pred_w, pred_ctr_y - 0.5 * pred_h, pred_ctr_x + 0.5 * pred_w, pred_ctr_y + 0.5 * pred_h],
+            [
+                pred_ctr_x - 0.5 * pred_w,
+                pred_ctr_y - 0.5 * pred_h,
+                pred_ctr_x + 0.5 * pred_w,
+                pred_ctr_y + 0.5 * pred_h,
+            ],
             dim=1,
         )
         if max_shape is not None:
@@ -238,7 +251,9 @@ class STTranBoxCoder(BaseBBoxCoder):
         return out.reshape(pred_bboxes.shape)
 
 
-def nms_keep(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, offset: int) -> torch.Tensor:
+def nms_keep(
+    boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, offset: int
+) -> torch.Tensor:
     """Indices kept by greedy NMS, by descending score; ``offset=1`` is py-faster-rcnn's ``x2 - x1 + 1`` IoU."""
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)

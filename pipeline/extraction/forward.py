@@ -32,7 +32,11 @@ FEATURE_LAYER_C4 = (
 
 def feature_layer(detector: Detector) -> str:
     """What the cached vectors are, for the cache attributes."""
-    return FEATURE_LAYER if hasattr(detector.model.roi_head.bbox_head, "shared_fcs") else FEATURE_LAYER_C4
+    return (
+        FEATURE_LAYER
+        if hasattr(detector.model.roi_head.bbox_head, "shared_fcs")
+        else FEATURE_LAYER_C4
+    )
 
 
 @dataclass
@@ -102,10 +106,14 @@ class FrameExtractor:
 
         embeddings = box_features(model, feats, torch.cat(per_image_boxes))
         # SGCls: the detector's class distribution of every box (only gt rows are kept).
-        distributions = ag_class_scores(
-            torch.softmax(model.roi_head.bbox_head.fc_cls(embeddings), dim=-1),
-            self.detector.ag_labels,
-        ).float().cpu()
+        distributions = (
+            ag_class_scores(
+                torch.softmax(model.roi_head.bbox_head.fc_cls(embeddings), dim=-1),
+                self.detector.ag_labels,
+            )
+            .float()
+            .cpu()
+        )
         embeddings = embeddings.float().cpu()
         results, start = [], 0
         for parts, dets, gt_pairs, det_pairs, features in per_image_parts:

@@ -62,7 +62,8 @@ def make_layer(inplanes, planes, blocks, stride):
     downsample = None
     if stride != 1 or inplanes != planes * 4:
         downsample = nn.Sequential(
-            nn.Conv2d(inplanes, planes * 4, 1, stride=stride, bias=False), nn.BatchNorm2d(planes * 4)
+            nn.Conv2d(inplanes, planes * 4, 1, stride=stride, bias=False),
+            nn.BatchNorm2d(planes * 4),
         )
     layers = [Bottleneck(inplanes, planes, stride, downsample)]
     layers += [Bottleneck(planes * 4, planes) for _ in range(1, blocks)]
@@ -159,7 +160,9 @@ def random_jwyang_state(seed: int, stage_blocks=(1, 1, 1, 1), num_classes=37) ->
     return state
 
 
-def calibrate_classifier(state: OrderedDict, pooled: torch.Tensor, spread: float = 2.5) -> OrderedDict:
+def calibrate_classifier(
+    state: OrderedDict, pooled: torch.Tensor, spread: float = 2.5
+) -> OrderedDict:
     """Rescale the random classifier so that each logit has mean 0 and std ``spread`` over ``pooled``.
 
     Random post-ReLU features share a large common component, so raw random
@@ -186,7 +189,15 @@ def anchors(base_size=16, ratios=ANCHOR_RATIOS, scales=ANCHOR_SCALES) -> np.ndar
     for rw, rh in zip(ws, hs, strict=True):
         sw, sh = rw * np.array(scales), rh * np.array(scales)
         rows.append(
-            np.stack([cx - 0.5 * (sw - 1), cy - 0.5 * (sh - 1), cx + 0.5 * (sw - 1), cy + 0.5 * (sh - 1)], 1)
+            np.stack(
+                [
+                    cx - 0.5 * (sw - 1),
+                    cy - 0.5 * (sh - 1),
+                    cx + 0.5 * (sw - 1),
+                    cy + 0.5 * (sh - 1),
+                ],
+                1,
+            )
         )
     return np.concatenate(rows)
 
@@ -319,7 +330,9 @@ def image_batch(images: list[np.ndarray]):
     blob = np.zeros((len(prepared), height, width, 3), dtype=np.float32)
     for i, (image, _) in enumerate(prepared):
         blob[i, : image.shape[0], : image.shape[1]] = image
-    im_info = torch.tensor([[height, width, prepared[0][1]]], dtype=torch.float32).repeat(len(images), 1)
+    im_info = torch.tensor([[height, width, prepared[0][1]]], dtype=torch.float32).repeat(
+        len(images), 1
+    )
     return torch.from_numpy(blob).permute(0, 3, 1, 2).contiguous(), im_info
 
 
