@@ -375,3 +375,29 @@ def test_sttran_extraction_batches_never_mix_frame_sizes():
     assert frame_batches(range(7), 3) == [[0, 1, 2], [3, 4, 5], [6]]
     sizes = [(480, 270)] * 2 + [(320, 240)] * 5
     assert frame_batches(range(7), 3, sizes) == [[0, 1], [2, 3, 4], [5, 6]]
+
+
+def test_sttran_import_command_errors_and_params_lines(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.detector.import_sttran import params_lines
+    from pipeline.params import DetectionPostprocessParams
+
+    runner = CliRunner()
+    unknown = runner.invoke(
+        app, ["import-detector", "detectron2", str(tmp_path / "x.pth"), "--out", str(tmp_path)]
+    )
+    assert unknown.exit_code == 2 and "only one is 'sttran'" in unknown.output
+    bad = tmp_path / "bad.pth"
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, bad)
+    result = runner.invoke(
+        app, ["import-detector", "sttran", str(bad), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 2 and "no 'model' entry" in result.output
+    # The printed block is valid params.yaml for the detector section.
+    block = yaml.safe_load(params_lines("models/sttran/faster_rcnn_ag_mmdet.pth"))["detector"]
+    post = DetectionPostprocessParams(**block["postprocess"])
+    assert post.nms_offset == 1 and post.max_objects is None and post.det_features == "proposal"
+    assert block["config"] == "configs/detector/faster_rcnn_r101_c4_sttran_ag.py"
