@@ -11,6 +11,10 @@ frames/s per batch size, peak RSS, and the ratio to the synthetic default
 detector (R18-FPN at 256x192) measured in the same run.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_sttran_extract.py [--frames 8] [--batches 1 4]
+
+``--save-jwyang PATH`` only writes such a random full-depth checkpoint in
+jwyang's layout (for trying ``mosa import-detector sttran`` and ``dvc repro``
+without the real weights) and exits.
 """
 
 from __future__ import annotations
@@ -106,7 +110,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--save-jwyang", type=Path, default=None)
     args = parser.parse_args()
+    if args.save_jwyang is not None:
+        args.save_jwyang.parent.mkdir(parents=True, exist_ok=True)
+        state = sttran_oracle.random_jwyang_state(seed=0, stage_blocks=(3, 4, 23, 3))
+        torch.save({"model": state, "pooling_mode": "align"}, args.save_jwyang)
+        print(f"wrote {args.save_jwyang}")
+        return
     print(f"torch threads: {torch.get_num_threads()}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
