@@ -401,3 +401,32 @@ def test_sttran_import_command_errors_and_params_lines(tmp_path):
     post = DetectionPostprocessParams(**block["postprocess"])
     assert post.nms_offset == 1 and post.max_objects is None and post.det_features == "proposal"
     assert block["config"] == "configs/detector/faster_rcnn_r101_c4_sttran_ag.py"
+
+
+def test_sttran_extract_stage_writes_proposal_features_and_gt_class_scores(world, tmp_path):
+    """The extract driver with the STTran config and post-processing, end to end on two videos."""
+    from support.tiny_detector import write_tiny_dataset
+
+    from pipeline.detector.model import load_detector
+    from pipeline.extraction.cache import RoiCache
+    from pipeline.extraction.driver import extract_cache
+    from pipeline.extraction.frame_records import load_frame_records
+    from pipeline.params import DetectionPostprocessParams, ExtractParams
+
+    write_tiny_dataset(
+        tmp_path / "ag", tmp_path / "index", videos=2, frames_per_video=2, size=(40, 30)
+    )
+    detector = load_detector(world["config"], world["checkpoint"])
+    records = load_frame_records(tmp_path / "index", tmp_path / "ag")
+    params = ExtractParams(out_dir=str(tmp_path / "roi"), batch_frames=2, decode_workers=0)
+    report = extract_cache(detector, records, params, DetectionPostprocessParams(**STTRAN_POST))
+    assert report.frames == 4
+    with RoiCache(tmp_path / "roi") as roi:
+        assert roi.attrs["feature_dim"] == 2048
+        assert "layer4" in roi.attrs["feature_layer"]
+        for video in roi.videos():
+            arrays = roi.read_video(video)
+            assert arrays["gt_class_scores"].shape == (len(arrays["gt_labels"]), 37)
+            np.testing.assert_allclose(arrays["gt_class_scores"].sum(1), 1.0, rtol=1e-5)
+            assert len(arrays["det_labels"]) > 0
+            assert arrays["det_features"].shape == (len(arrays["det_labels"]), 2048)
