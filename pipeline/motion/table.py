@@ -133,7 +133,7 @@ def det_pairs(detections: pl.DataFrame, link_iou: float) -> pl.DataFrame:
     _require(detections, DETECTION_COLUMNS, "detection table")
     detections = detections.sort(["video", "frame_number", "det_index"])
     frame_sizes = detections.group_by(["video", "frame_number"], maintain_order=True).len()["len"]
-    offsets = np.concatenate([[0], np.cumsum(frame_sizes.to_numpy())])
+    offsets = np.concatenate([[0], np.cumsum(frame_sizes.to_numpy())]).astype(np.int64)
     top = top_person_rows(detections["label"].to_numpy(), detections["score"].to_numpy(), offsets)
     persons = detections[top[top >= 0]].select(
         "video", "frame_number", *_renamed_box(BOX, PERSON_BOX)

@@ -223,8 +223,8 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
         table, embeddings = predict(model, data.batches(params, "test"), mode, with_embeddings=True)
         truth = data.ground_truth("test")
     write_predictions(table, paths.predictions)
-    with atomic_path(paths.relation_embeddings, suffix=".npy") as tmp:
-        np.save(tmp, embeddings)
+    with atomic_path(paths.relation_embeddings, suffix=".npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, embeddings)  # a handle: given a path, np.save would append its own ".npy"
     predictions_path = paths.predictions
     results = evaluate(truth, align_predictions(validate_predictions(table, str(predictions_path)), truth), params.evaluate)
     metrics = {constraint: result.metrics() for constraint, result in results.items()}
