@@ -238,7 +238,9 @@ def test_caches_of_different_detectors_are_not_mixed(setup, extracted, tmp_path)
     with RoiCache(extracted[0]) as roi:
         with pytest.raises(DataError, match="checkpoint_sha256 differs"):
             require_same_extractor(
-                roi.identity, {"format_version": cache.FORMAT_VERSION, **other.identity()}, "other cache"
+                roi.identity,
+                {"format_version": cache.FORMAT_VERSION, **other.identity()},
+                "other cache",
             )
 
 
