@@ -97,6 +97,24 @@ def train_detector(params: ParamsOption = Path("params.yaml")) -> None:
     run_train_detector_stage(settings.detector, settings.dataset.root, settings.dataset.index_dir)
 
 
+@app.command("import-detector")
+@one_line_errors
+def import_detector(
+    kind: Annotated[str, typer.Argument(help="Source format: 'sttran' (STTran's faster_rcnn_ag.pth).")],
+    path: Annotated[Path, typer.Argument(help="The checkpoint to convert.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the converted weights-only mmdet checkpoint.")],
+) -> None:
+    """Convert a published AG detector into an mmdet checkpoint and print the params.yaml lines that use it."""
+    from pipeline.detector.import_sttran import import_sttran, params_lines
+    from pipeline.io import DataError
+
+    if kind != "sttran":
+        raise DataError(f"{kind}: unknown detector format; the only one is 'sttran'")
+    written = import_sttran(path, out)
+    typer.echo(f"wrote {written}; set in params.yaml:\n")
+    typer.echo(params_lines(written))
+
+
 @app.command()
 @one_line_errors
 def extract(params: ParamsOption = Path("params.yaml")) -> None:

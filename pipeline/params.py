@@ -79,12 +79,18 @@ class DetectionPostprocessParams(Section):
 
     score_threshold: float = Field(0.1, ge=0.0, le=1.0)
     nms_iou: float = Field(0.4, gt=0.0, le=1.0)
-    max_objects: int = Field(10, ge=0)
+    max_objects: int | None = Field(10, ge=0)  # None: no cap (STTran)
     person_top1: bool = True
     # AG has exactly one person per frame: when no person passes the score
     # threshold, keep the best-scoring person box anyway so the frame still
     # has a subject for its pairs.
     person_fallback: bool = True
+    # STTran's lib/object_detector.py (printed by `mosa import-detector sttran`):
+    # NMS IoU with x2 - x1 + 1 sides, the kept proposal's feature, and labels
+    # re-read as the argmax of the renormalised 36-way distribution.
+    nms_offset: Literal[0, 1] = 0
+    det_features: Literal["repooled", "proposal"] = "repooled"
+    det_labels: Literal["nms_class", "renormalised"] = "nms_class"
 
 
 class DetectorParams(Section):
@@ -194,6 +200,7 @@ class ModelParams(Section):
     asm: bool = True
     asm_lambda: float = Field(1.0, ge=0.0)
     asm_tau_init: float = Field(0.07, gt=0.0)
+    box_masks: Literal["binary", "soft"] = "binary"  # soft: STTran's draw_union_boxes coverage
     loss: LossParams = LossParams()
 
     @model_validator(mode="after")

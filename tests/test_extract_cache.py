@@ -67,7 +67,7 @@ def test_schema_and_attributes(setup, extracted):
     assert report.frames == 12 and report.videos == 4 and report.extracted_frames == 12
     with RoiCache(roi_dir) as roi:
         assert roi.videos() == sorted(records)
-        assert roi.identity == {"format_version": 1, **detector.identity()}
+        assert roi.identity == {"format_version": cache.FORMAT_VERSION, **detector.identity()}
         assert roi.attrs["feature_layer"].startswith("roi_head.bbox_head shared FC")
         assert roi.attrs["postprocess"] == POSTPROCESS.model_dump()
         assert roi.attrs["skipped_frames"] == []
@@ -238,7 +238,9 @@ def test_caches_of_different_detectors_are_not_mixed(setup, extracted, tmp_path)
     with RoiCache(extracted[0]) as roi:
         with pytest.raises(DataError, match="checkpoint_sha256 differs"):
             require_same_extractor(
-                roi.identity, {"format_version": 1, **other.identity()}, "other cache"
+                roi.identity,
+                {"format_version": cache.FORMAT_VERSION, **other.identity()},
+                "other cache",
             )
 
 

@@ -140,7 +140,7 @@ class Detector:
 
     @property
     def feature_dim(self) -> int:
-        return int(self.model.roi_head.bbox_head.shared_out_channels)
+        return box_feature_dim(self.model.roi_head.bbox_head)
 
     def identity(self) -> dict[str, str | int]:
         """What must match for two feature caches to be mixed."""
@@ -153,7 +153,7 @@ class Detector:
 
 def build_model(cfg, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Instantiate ``cfg.model`` with mmdet's registry, in eval mode, with random weights."""
-    from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
+    from mmdet.models.roi_heads.bbox_heads import BBoxHead, ConvFCBBoxHead
     from mmdet.registry import MODELS
 
     register_mmdet()
@@ -166,13 +166,46 @@ def build_model(cfg, device: str | torch.device = "cpu") -> torch.nn.Module:
             f"{cfg.filename}: cannot build model ({type(err).__name__}: {err})"
         ) from None
     head = getattr(getattr(model, "roi_head", None), "bbox_head", None)
-    if not isinstance(head, ConvFCBBoxHead) or head.num_shared_fcs == 0:
+    shared_fc = (
+        isinstance(head, ConvFCBBoxHead)
+        and head.num_shared_fcs > 0
+        and head.num_cls_convs + head.num_cls_fcs + head.num_reg_convs + head.num_reg_fcs == 0
+    )
+    c4_avg_pool = type(head) is BBoxHead and head.with_avg_pool
+    if not (shared_fc or c4_avg_pool):
         raise DataError(
-            f"{cfg.filename}: feature extraction pools the box head's shared FC output, so the "
-            f"box head must be a ConvFCBBoxHead with shared FCs (e.g. Shared2FCBBoxHead), "
-            f"not {type(head).__name__}"
+            f"{cfg.filename}: feature extraction pools the vector both box branches read, so the "
+            f"box head must be a ConvFCBBoxHead with shared FCs (e.g. Shared2FCBBoxHead) or a "
+            f"C4 BBoxHead with with_avg_pool=True, not {type(head).__name__}"
         )
     return model.to(device).eval()
+
+
+def box_feature_dim(bbox_head: torch.nn.Module) -> int:
+    """Length of the per-box feature: shared FC width, or the C4 head's pooled channels."""
+    if hasattr(bbox_head, "shared_out_channels"):
+        return int(bbox_head.shared_out_channels)
+    return int(bbox_head.in_channels)
+
+
+def box_head_features(bbox_head: torch.nn.Module, pooled: torch.Tensor) -> torch.Tensor:
+    """The vector ``fc_cls`` and ``fc_reg`` both read, from RoI-pooled (and shared-head) maps.
+
+    ``ConvFCBBoxHead``: its shared convs, optional average pool and FC+ReLU
+    layers. C4 ``BBoxHead``: the spatial average (jwyang's ``_head_to_tail``,
+    ``.mean(3).mean(2)`` of layer4's output).
+    """
+    if not hasattr(bbox_head, "shared_fcs"):
+        return bbox_head.avg_pool(pooled).flatten(1)
+    x = pooled
+    for conv in bbox_head.shared_convs:
+        x = conv(x)
+    if bbox_head.with_avg_pool:
+        x = bbox_head.avg_pool(x)
+    x = x.flatten(1)
+    for fc in bbox_head.shared_fcs:
+        x = bbox_head.relu(fc(x))
+    return x
 
 
 def load_detector(
@@ -199,3 +232,48 @@ def load_detector(
         config_path=str(config_path),
         checkpoint_path=str(checkpoint_path),
     )
+
+
+def box_features(model: torch.nn.Module, feats, rois: torch.Tensor) -> torch.Tensor:
+    """Feature vectors of ``rois`` (``(r, 5)``: batch index, x1, y1, x2, y2 in input pixels).
+
+    mmdet's RoI extractor, the shared head if any (layer4 for C4), then
+    :func:`box_head_features`, so a box gets the same feature whether it is a
+    proposal, a ground-truth box, a detection or a union box.
+    """
+    roi_head = model.roi_head
+    if rois.shape[0] == 0:
+        return feats[0].new_zeros((0, box_feature_dim(roi_head.bbox_head)))
+    extractor = roi_head.bbox_roi_extractor
+    pooled = extractor(feats[: extractor.num_inputs], rois)
+    if roi_head.with_shared_head:
+        pooled = roi_head.shared_head(pooled)
+    return box_head_features(roi_head.bbox_head, pooled)
+
+
+def detect_proposals(model: torch.nn.Module, feats, samples) -> list:
+    """RPN proposals, then the box head on each: per image an ``InstanceData`` with
+    ``proposals`` ``(n, 4)`` (input pixels), ``bboxes`` ``(n, C * 4)`` class-specific
+    boxes in original pixels, ``scores`` ``(n, C + 1)`` softmax (background last) and
+    ``features`` ``(n, d)``, the vector both box branches read.
+    """
+    from mmdet.structures.bbox import bbox2roi
+
+    bbox_head = model.roi_head.bbox_head
+    proposals = model.rpn_head.predict(feats, samples, rescale=False)
+    rois = bbox2roi([result.bboxes for result in proposals])
+    features = box_features(model, feats, rois)
+    cls_score, bbox_pred = bbox_head.fc_cls(features), bbox_head.fc_reg(features)
+    counts = [len(result.bboxes) for result in proposals]
+    raw = bbox_head.predict_by_feat(
+        rois=rois.split(counts),
+        cls_scores=cls_score.split(counts),
+        bbox_preds=bbox_pred.split(counts),
+        batch_img_metas=[sample.metainfo for sample in samples],
+        rcnn_test_cfg=None,
+        rescale=True,
+    )
+    for result, proposal, feature in zip(raw, proposals, features.split(counts), strict=True):
+        result.proposals = proposal.bboxes
+        result.features = feature
+    return raw

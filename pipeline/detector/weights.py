@@ -80,11 +80,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def extract_state_dict(checkpoint: dict[str, Any], path: str | Path) -> dict[str, torch.Tensor]:
-    """The model weights of an mmengine checkpoint (``state_dict`` key) or of a bare state dict."""
-    state = checkpoint.get("state_dict", checkpoint)
+def extract_state_dict(
+    checkpoint: dict[str, Any], path: str | Path, key: str = "state_dict"
+) -> dict[str, torch.Tensor]:
+    """The model weights of an mmengine checkpoint (``state_dict`` key) or of a bare state dict.
+
+    ``key="model"`` reads jwyang faster-rcnn.pytorch's layout (``mosa
+    import-detector sttran`` only; such weights need key mapping first).
+    """
+    state = checkpoint.get(key, checkpoint)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataError(f"{path}: checkpoint has no tensor state_dict")
+        raise DataError(f"{path}: checkpoint has no tensor {key}")
     # Checkpoints saved from DistributedDataParallel prefix every key.
     return {key.removeprefix("module."): value for key, value in state.items()}
 

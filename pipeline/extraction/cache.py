@@ -16,6 +16,7 @@ gt_boxes                  (N, 4) float64             xyxy pixels; row 0 of a fra
 gt_labels                 (N,) int16                 AG object index (person = 1)
 gt_small                  (N,) bool                  short side <= dataset.small_box_side
 gt_features               (N, D) float16             box-head shared FC output
+gt_class_scores           (N, 37) float32            detector softmax of the gt box (SGCls input)
 gt_pair_offsets           (F+1,) int64
 gt_pairs                  (P, 2) int32               (person row, object row), video-wide gt rows
 gt_union_boxes            (P, 4) float64
@@ -52,7 +53,7 @@ import polars as pl
 from pipeline.constants import NUM_OBJECT_CLASSES, PERSON_INDEX
 from pipeline.io import DataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: gt_class_scores
 CACHE_FILE = "roi.h5"
 # Rows per HDF5 chunk: large enough for gzip to work on, small enough that
 # reading one video does not decompress much of its neighbours.
@@ -80,6 +81,7 @@ SCHEMA: dict[str, Column] = {
     "gt_labels": Column(np.int16),
     "gt_small": Column(np.bool_),
     "gt_features": Column(np.float16, "D"),
+    "gt_class_scores": Column(np.float32, NUM_OBJECT_CLASSES),
     "gt_pair_offsets": Column(np.int64),
     "gt_pairs": Column(np.int32, 2),
     "gt_union_boxes": Column(np.float64, 4),

@@ -1,9 +1,11 @@
 """The detector forward pass on a batch of decoded frames, and the ROI features of its boxes.
 
-For each frame: RPN proposals, the box head's per-class boxes and softmax,
-AG post-processing (:mod:`pipeline.detector.postprocess`), then one RoI
-pooling call for the ground-truth boxes, the detections and the union boxes
-of their person-object pairs (:mod:`pipeline.extraction.roi_features`).
+For each frame: RPN proposals, the box head's per-class boxes, softmax and
+feature vector per proposal, AG post-processing
+(:mod:`pipeline.detector.postprocess`), then one RoI pooling call for the
+ground-truth boxes, the detections (unless ``det_features: proposal`` takes
+the kept proposal's own vector, as STTran) and the union boxes of their
+person-object pairs (:mod:`pipeline.extraction.roi_features`).
 """
 
 from __future__ import annotations
@@ -14,20 +16,33 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.detector.model import Detector
-from pipeline.detector.postprocess import postprocess_detections
+from pipeline.detector.model import Detector, box_features, detect_proposals
+from pipeline.detector.postprocess import ag_class_scores, postprocess_detections
 from pipeline.extraction.frame_records import FrameRecord
-from pipeline.extraction.roi_features import person_object_pairs, roi_embeddings, union_boxes
+from pipeline.extraction.roi_features import person_object_pairs, union_boxes
 from pipeline.params import DetectionPostprocessParams
 
 FEATURE_LAYER = (
     "roi_head.bbox_head shared FC output (after ReLU), pooled by roi_head.bbox_roi_extractor"
 )
+FEATURE_LAYER_C4 = (
+    "spatial mean of roi_head.shared_head (layer4), pooled by roi_head.bbox_roi_extractor"
+)
+
+
+def feature_layer(detector: Detector) -> str:
+    """What the cached vectors are, for the cache attributes."""
+    return (
+        FEATURE_LAYER
+        if hasattr(detector.model.roi_head.bbox_head, "shared_fcs")
+        else FEATURE_LAYER_C4
+    )
 
 
 @dataclass
 class FrameResult:
     gt_features: np.ndarray
+    gt_class_scores: np.ndarray
     gt_pairs: np.ndarray
     gt_union_boxes: np.ndarray
     gt_union_features: np.ndarray
@@ -63,10 +78,10 @@ class FrameExtractor:
         )
         samples = data["data_samples"]
         feats = model.extract_feat(data["inputs"])
-        proposals = model.rpn_head.predict(feats, samples, rescale=False)
         metas = [sample.metainfo for sample in samples]
-        # rcnn_test_cfg=None: per-class boxes (in original pixels) and the full softmax.
-        raw = model.roi_head.predict_bbox(feats, metas, proposals, rcnn_test_cfg=None, rescale=True)
+        # Per proposal: class boxes (original pixels), the full softmax and the feature vector.
+        raw = detect_proposals(model, feats, samples)
+        proposal_features = self.postprocess.det_features == "proposal"
 
         per_image_boxes, per_image_parts = [], []
         for image, (record, raw_image) in enumerate(zip(records, raw, strict=True)):
@@ -79,7 +94,7 @@ class FrameExtractor:
             parts = {
                 "gt": gt_boxes,
                 "gt_union": union_boxes(gt_boxes, gt_pairs),
-                "det": dets.boxes,
+                "det": dets.boxes[:0] if proposal_features else dets.boxes,
                 "det_union": union_boxes(dets.boxes, det_pairs),
             }
             scale = dets.boxes.new_tensor(metas[image]["scale_factor"]).repeat(2)
@@ -87,19 +102,33 @@ class FrameExtractor:
             per_image_boxes.append(
                 torch.cat([boxes.new_full((len(boxes), 1), image), boxes], dim=1)
             )
-            per_image_parts.append((parts, dets, gt_pairs, det_pairs))
+            per_image_parts.append((parts, dets, gt_pairs, det_pairs, raw_image.features))
 
-        embeddings = roi_embeddings(model, feats, torch.cat(per_image_boxes)).float().cpu()
+        embeddings = box_features(model, feats, torch.cat(per_image_boxes))
+        # SGCls: the detector's class distribution of every box (only gt rows are kept).
+        distributions = (
+            ag_class_scores(
+                torch.softmax(model.roi_head.bbox_head.fc_cls(embeddings), dim=-1),
+                self.detector.ag_labels,
+            )
+            .float()
+            .cpu()
+        )
+        embeddings = embeddings.float().cpu()
         results, start = [], 0
-        for parts, dets, gt_pairs, det_pairs in per_image_parts:
+        for parts, dets, gt_pairs, det_pairs, features in per_image_parts:
             sizes = [len(boxes) for boxes in parts.values()]
             gt_f, gt_union_f, det_f, det_union_f = embeddings[start : start + sum(sizes)].split(
                 sizes
             )
+            gt_scores = distributions[start : start + sizes[0]]
             start += sum(sizes)
+            if proposal_features:
+                det_f = features[dets.proposals].float().cpu()
             results.append(
                 FrameResult(
                     gt_features=gt_f.numpy(),
+                    gt_class_scores=gt_scores.numpy(),
                     gt_pairs=gt_pairs.numpy(),
                     gt_union_boxes=parts["gt_union"].cpu().numpy(),
                     gt_union_features=gt_union_f.numpy(),

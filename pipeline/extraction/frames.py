@@ -17,12 +17,23 @@ from pipeline.extraction.shards import Shard
 from pipeline.params import ExtractParams
 
 
-def frame_batches(shard_frames: Sequence[int], batch_frames: int) -> list[list[int]]:
-    """Consecutive batches within one shard: a shard is always computed the same way."""
-    return [
-        list(shard_frames[start : start + batch_frames])
-        for start in range(0, len(shard_frames), batch_frames)
-    ]
+def frame_batches(
+    shard_frames: Sequence[int], batch_frames: int, sizes: Sequence | None = None
+) -> list[list[int]]:
+    """Consecutive batches within one shard: a shard is always computed the same way.
+
+    With ``sizes`` (per frame index), a batch never mixes frame sizes: padding
+    a smaller frame to the batch's largest would enlarge its feature map and
+    anchor grid, which STTran (one video, one size per batch) never does.
+    """
+    batches: list[list[int]] = []
+    for frame in shard_frames:
+        fits = batches and len(batches[-1]) < batch_frames
+        if fits and (sizes is None or sizes[frame] == sizes[batches[-1][0]]):
+            batches[-1].append(frame)
+        else:
+            batches.append([frame])
+    return batches
 
 
 class FrameDataset(torch.utils.data.Dataset):
@@ -72,9 +83,11 @@ def iterate_batches(
 ) -> Iterator[tuple[Shard, list[dict], list[FrameRecord]]]:
     """Decoded batches, shard by shard, decoded ahead in worker processes."""
     records = [record for shard in shards for record in shard.records]
+    sizes = [(record.width, record.height) for record in records]
     batches, owner, start = [], [], 0
     for shard in shards:
-        for batch in frame_batches(range(start, start + len(shard.records)), extract.batch_frames):
+        frames = range(start, start + len(shard.records))
+        for batch in frame_batches(frames, extract.batch_frames, sizes):
             batches.append(batch)
             owner.append(shard)
         start += len(shard.records)

@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.detector.model import Detector, file_sha256
 from pipeline.extraction import cache
-from pipeline.extraction.forward import FEATURE_LAYER, FrameResult
+from pipeline.extraction.forward import FrameResult, feature_layer
 from pipeline.extraction.frame_records import FrameRecord
 from pipeline.io import DataError, atomic_path, atomic_write_json
 from pipeline.params import DetectionPostprocessParams, ExtractParams
@@ -107,7 +107,7 @@ def cache_attrs(detector: Detector, postprocess: DetectionPostprocessParams) -> 
         **detector.identity(),
         "config_path": detector.config_path,
         "checkpoint_path": detector.checkpoint_path,
-        "feature_layer": FEATURE_LAYER,
+        "feature_layer": feature_layer(detector),
         "postprocess": json.dumps(postprocess.model_dump(), sort_keys=True),
     }
 

@@ -61,7 +61,9 @@ class MOSA(nn.Module):
         self.params = params
         d = params.d_model
         self.labels = LabelEmbedding(spec.class_embeddings)
-        self.tokens = RelationTokenBuilder(spec.roi_dim, spec.union_dim, d, self.labels)
+        self.tokens = RelationTokenBuilder(
+            spec.roi_dim, spec.union_dim, d, self.labels, soft_masks=params.box_masks == "soft"
+        )
         self.spatial = (
             SpatialEncoder(d, params.heads, params.spatial_layers, params.dropout, params.pre_norm)
             if params.spatial_layers > 0

@@ -5,7 +5,8 @@ For a pair (s, o) with union box u:
     x = W [ W_s f_s ; W_o f_o ; g(f_u, M(s, o)) ; e(c_s) ; e(c_o) ]
 
 f_s, f_o are the ROI features, f_u the pooled union feature, M the two 27x27
-binary masks of s and o drawn inside u, g the fusion of the union feature
+masks of s and o drawn inside u (0/1 at cell centres, or STTran's soft
+coverage with ``soft_masks``), g the fusion of the union feature
 with a small CNN over M, and e the label embedding, initialised from the
 text encoder's embedding of each class name.
 """
@@ -44,6 +45,27 @@ def box_masks(subject_box: Tensor, object_box: Tensor, size: int = MASK_SIZE) ->
         masks.append(inside_y.unsqueeze(2) & inside_x.unsqueeze(1))  # [N, y, x]
     # STTran subtracts 0.5 so empty cells are negative rather than zero.
     return torch.stack(masks, dim=1).to(subject_box.dtype) - 0.5
+
+
+def soft_box_masks(subject_box: Tensor, object_box: Tensor, size: int = MASK_SIZE) -> Tensor:
+    """[N, 2, size, size] STTran's masks: the fraction of each cell a box covers, minus 0.5.
+
+    ``lib/draw_rectangles/draw_rectangles.pyx`` (yrcong/STTran): boxes are
+    mapped into ``[0, size]`` of their union (``(x - ux1) * size / uw``, no +1)
+    and cell ``(j, k)`` gets ``clip(j + 1 - y1) * clip(y2 - j) *
+    clip(k + 1 - x1) * clip(x2 - k)``, each factor clipped to ``[0, 1]``.
+    """
+    union = union_boxes(subject_box, object_box)
+    extent = (union[:, 2:] - union[:, :2]).clamp(min=1e-6)
+    cells = torch.arange(size, dtype=subject_box.dtype, device=subject_box.device)
+    masks = []
+    for box in (subject_box, object_box):
+        low = (box[:, :2] - union[:, :2]) * size / extent  # [N, 2] (x1, y1) in cells
+        high = (box[:, 2:] - union[:, :2]) * size / extent
+        x = (cells + 1 - low[:, 0:1]).clamp(0, 1) * (high[:, 0:1] - cells).clamp(0, 1)  # [N, size]
+        y = (cells + 1 - low[:, 1:2]).clamp(0, 1) * (high[:, 1:2] - cells).clamp(0, 1)
+        masks.append(y.unsqueeze(2) * x.unsqueeze(1))
+    return torch.stack(masks, dim=1) - 0.5
 
 
 class BoxMaskCNN(nn.Module):
@@ -90,9 +112,17 @@ class LabelEmbedding(nn.Module):
 class RelationTokenBuilder(nn.Module):
     """Builds one d_model token per (person, object) pair."""
 
-    def __init__(self, roi_dim: int, union_dim: int, d_model: int, labels: LabelEmbedding) -> None:
+    def __init__(
+        self,
+        roi_dim: int,
+        union_dim: int,
+        d_model: int,
+        labels: LabelEmbedding,
+        soft_masks: bool = False,
+    ) -> None:
         super().__init__()
         self.labels = labels
+        self.masks = soft_box_masks if soft_masks else box_masks
         self.subject_proj = nn.Linear(roi_dim, d_model)
         self.object_proj = nn.Linear(roi_dim, d_model)
         self.union_proj = nn.Linear(union_dim, d_model)
@@ -111,7 +141,7 @@ class RelationTokenBuilder(nn.Module):
         object_label: Tensor,
     ) -> Tensor:
         union_feature = self.union_out(
-            self.union_proj(union) + self.mask_cnn(box_masks(subject_box, object_box))
+            self.union_proj(union) + self.mask_cnn(self.masks(subject_box, object_box))
         )
         parts = [
             self.subject_proj(subject_roi),

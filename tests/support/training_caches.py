@@ -97,6 +97,7 @@ def _video_arrays(video_frames: pl.DataFrame, video_objects: pl.DataFrame, rng: 
         "gt_labels": np.array(gt_labels),
         "gt_small": np.array(gt_small),
         "gt_features": rng.standard_normal((len(gt_boxes), feature_dim)),
+        "gt_class_scores": np.full((len(gt_boxes), 37), 1.0 / 37),
         "gt_pair_offsets": _offsets([c - 1 for c in gt_counts]),
         "gt_pairs": gt_pairs,
         "gt_union_boxes": _union(gt_boxes[gt_pairs[:, 0]], gt_boxes[gt_pairs[:, 1]]),
