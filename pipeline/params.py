@@ -256,6 +256,7 @@ class SearchParams(Section):
     train_sample: int = Field(100_000, ge=1)
     seed: int = 0
     precision_k: int = Field(10, ge=1)
+    paraphrase_queries: str | None = "tests/data/search_paraphrases.yaml"
 
 
 class ReportParams(Section):
@@ -266,6 +267,9 @@ class ReportParams(Section):
     gallery_frames: int = Field(3, ge=0)
     gallery_k: int = Field(20, ge=1)
     ablation_dir: str = "reports"
+    footage_dir: str = "reports/footage"
+    footage_seed: int = 1001
+    footage_videos: int = Field(2, ge=1)
 
 
 class Params(Section):

@@ -2,7 +2,7 @@
 
 from pipeline.search.build import run_search_index_stage
 from pipeline.search.index import RelationIndex, build_faiss_index, choose_index_type, read_relation_index
-from pipeline.search.query import Hit, search_like, search_text
+from pipeline.search.query import Hit, search_like, search_relation, search_text
 
 __all__ = [
     "Hit",
@@ -12,5 +12,6 @@ __all__ = [
     "read_relation_index",
     "run_search_index_stage",
     "search_like",
+    "search_relation",
     "search_text",
 ]
