@@ -11,7 +11,7 @@ from pipeline.ag.reader import build_ag_index
 from pipeline.ag.synth import write_synthetic_ag
 from pipeline.constants import OBJECT_CLASSES, OBJECT_INDEX, PREDICATE_INDEX, PREDICATES
 from pipeline.io import DataError
-from pipeline.params import SearchParams, SynthParams
+from pipeline.params import DatasetParams, SearchParams, SynthParams
 from pipeline.search.index import RelationIndex, build_faiss_index
 from pipeline.search.quality import combination_counts, paraphrase_precision, paraphrase_queries, read_paraphrases
 from pipeline.search.relations import RelationScorer, relation_prompts, relation_weights
@@ -29,7 +29,8 @@ def test_every_predicate_has_two_phrasings_and_every_object_a_noun():
 def test_every_combination_of_the_synthetic_data_gets_two_paraphrases(tmp_path):
     # Counted from freshly generated data, so the check follows the generator when it changes.
     write_synthetic_ag(tmp_path / "ag", SynthParams(videos=40, seed=3), progress=False)
-    objects = build_ag_index(tmp_path / "ag").objects
+    dataset = DatasetParams()
+    objects = build_ag_index(tmp_path / "ag", dataset.val_fraction, dataset.split_seed, dataset.small_box_side).objects
     table = objects.select(
         pl.col("object_class").alias("object_label"), pl.concat_list("attention", "spatial", "contacting").alias("gt_predicates")
     )

@@ -223,7 +223,7 @@ test_dataloader = dict(
 test_evaluator = dict(type='CocoMetric', ann_file='', metric='bbox')
 test_cfg = dict(type='TestLoop')
 
-max_iters = 300
+max_iters = 700
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)
 optim_wrapper = dict(
     type='OptimWrapper',

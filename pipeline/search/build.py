@@ -51,7 +51,7 @@ def run_search_index_stage(params: Params, encoder: TextEncoder | None = None) -
     if settings.paraphrase_queries:
         spec = read_paraphrases(settings.paraphrase_queries)
         queries = paraphrase_queries(spec, combination_counts(relations.table), settings.paraphrase_queries)
-        vectors = encode_texts([q.text for q in queries], params.text, meta, encoder)
+        vectors = encode_texts([q.text for q in queries], params.text, meta, encoder) if queries else np.zeros((0, index.d), np.float32)
         quality["paraphrase"] = paraphrase_precision(indexed, queries, vectors, prompt_vectors, settings.precision_k)
     atomic_write_json(Path(settings.metrics_path), quality)
     return quality

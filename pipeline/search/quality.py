@@ -124,7 +124,7 @@ def paraphrase_precision(
     labels = index.table["object_label"].to_numpy().astype(np.int64)
     scorer = RelationScorer.of(index)
     weights = relation_weights(query_vectors, relation_prompts(), prompt_vectors)
-    _, neighbours = index.search(query_vectors, k)
+    _, neighbours = index.search(query_vectors, k) if queries else (None, np.zeros((0, k), np.int64))
     rows = []
     for q, query in enumerate(queries):
         wanted = relevant[:, query.predicate] & (labels == query.object_class)
