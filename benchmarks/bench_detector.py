@@ -30,16 +30,24 @@ from pipeline.params import load_params  # noqa: E402
 BASELINE = Path(__file__).resolve().parent / "configs" / "detector_previous_default.py"
 
 
-def seconds_per_iteration(config: Path, iterations: int, batch_size: int, params, work: Path) -> float:
+def seconds_per_iteration(
+    config: Path, iterations: int, batch_size: int, params, work: Path
+) -> float:
     """Wall seconds per training iteration, the first 3 (warm-up) iterations excluded."""
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
 
-    train = params.detector.train.model_copy(update={"iterations": iterations + 3, "batch_size": batch_size})
-    detector = params.detector.model_copy(update={"config": str(config), "work_dir": str(work / config.stem), "train": train})
+    train = params.detector.train.model_copy(
+        update={"iterations": iterations + 3, "batch_size": batch_size}
+    )
+    detector = params.detector.model_copy(
+        update={"config": str(config), "work_dir": str(work / config.stem), "train": train}
+    )
     train_json = work / config.stem / "coco_train.json"
     write_coco_split(params.dataset.index_dir, "train", load_config(config), train_json)
-    runner = Runner.from_cfg(build_runner_config(detector, params.dataset.root, train_json, train_json))
+    runner = Runner.from_cfg(
+        build_runner_config(detector, params.dataset.root, train_json, train_json)
+    )
     times: list[float] = []
 
     class Clock(Hook):
@@ -56,11 +64,17 @@ def seconds_per_iteration(config: Path, iterations: int, batch_size: int, params
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=20, help="timed iterations per config and round")
+    parser.add_argument(
+        "--iterations", type=int, default=20, help="timed iterations per config and round"
+    )
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--baseline-iterations", type=int, default=300, help="the baseline's scheduled iterations")
+    parser.add_argument(
+        "--baseline-iterations", type=int, default=300, help="the baseline's scheduled iterations"
+    )
     parser.add_argument("--baseline-batch", type=int, default=8, help="the baseline's batch size")
-    parser.add_argument("--baseline-seconds", type=float, default=335.0, help="its full training time, idle machine")
+    parser.add_argument(
+        "--baseline-seconds", type=float, default=335.0, help="its full training time, idle machine"
+    )
     args = parser.parse_args()
     params = load_params(REPO / "params.yaml")
     candidate = REPO / params.detector.config
@@ -68,14 +82,23 @@ def main() -> None:
     per_iteration = {BASELINE: [], candidate: []}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
-            for config, batch in ((BASELINE, args.baseline_batch), (candidate, params.detector.train.batch_size)):
-                per_iteration[config].append(seconds_per_iteration(config, args.iterations, batch, params, Path(tmp)))
+            for config, batch in (
+                (BASELINE, args.baseline_batch),
+                (candidate, params.detector.train.batch_size),
+            ):
+                per_iteration[config].append(
+                    seconds_per_iteration(config, args.iterations, batch, params, Path(tmp))
+                )
     base = min(per_iteration[BASELINE])
     new = min(per_iteration[candidate])
     total_ratio = new * params.detector.train.iterations / (base * args.baseline_iterations)
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(f"baseline  {BASELINE.name}: {base:.3f} s/iteration x {args.baseline_iterations} iterations")
-    print(f"candidate {candidate.name}: {new:.3f} s/iteration x {params.detector.train.iterations} iterations")
+    print(
+        f"baseline  {BASELINE.name}: {base:.3f} s/iteration x {args.baseline_iterations} iterations"
+    )
+    print(
+        f"candidate {candidate.name}: {new:.3f} s/iteration x {params.detector.train.iterations} iterations"
+    )
     print(f"per-iteration ratio {new / base:.3f}; full-training ratio {total_ratio:.3f}")
     print(f"expected full training on an idle machine: {total_ratio * args.baseline_seconds:.0f} s "
           f"(baseline {args.baseline_seconds:.0f} s)")  # fmt: skip

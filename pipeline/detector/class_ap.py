@@ -24,7 +24,9 @@ def per_class_ap(ann_file: str | Path, results_file: str | Path) -> dict[str, di
 
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
         truth = COCO(str(ann_file))
-        detections = json.loads(Path(results_file).read_text()) if Path(results_file).is_file() else []
+        detections = (
+            json.loads(Path(results_file).read_text()) if Path(results_file).is_file() else []
+        )
         found = truth.loadRes(detections) if detections else None
         if found is None:
             return {}

@@ -31,7 +31,12 @@ def run_footage_gallery_stage(params: Params) -> list[Path]:
         shutil.rmtree(out)
     source = out / "source"
     synth = params.synth.model_copy(
-        update={"out_dir": str(source), "videos": settings.footage_videos, "seed": settings.footage_seed, "min_frames": 4}
+        update={
+            "out_dir": str(source),
+            "videos": settings.footage_videos,
+            "seed": settings.footage_seed,
+            "min_frames": 4,
+        }
     )
     write_synthetic_ag(source, synth, progress=False)
     written = []

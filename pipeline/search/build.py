@@ -15,7 +15,13 @@ from pipeline.search.index import (
     choose_index_type,
     write_relation_index,
 )
-from pipeline.search.quality import paraphrase_precision, paraphrase_queries, precision_at_k, read_paraphrases, combination_counts
+from pipeline.search.quality import (
+    combination_counts,
+    paraphrase_precision,
+    paraphrase_queries,
+    precision_at_k,
+    read_paraphrases,
+)
 from pipeline.search.query import encode_texts
 from pipeline.search.relations import relation_prompts
 from pipeline.text.encoders import TextEncoder

@@ -118,7 +118,12 @@ def paraphrase_precision(
 
     A hit is relevant when the pair's object is the queried class and its annotation holds the queried predicate.
     """
-    from pipeline.search.relations import RelationScorer, best_reading, relation_prompts, relation_weights
+    from pipeline.search.relations import (
+        RelationScorer,
+        best_reading,
+        relation_prompts,
+        relation_weights,
+    )
 
     relevant = relevance_matrix(index)
     labels = index.table["object_label"].to_numpy().astype(np.int64)

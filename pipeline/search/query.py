@@ -73,7 +73,12 @@ def search_relation(index: RelationIndex, query: str, k: int, text: TextParams, 
     See :mod:`pipeline.search.relations`; a hit's score is the expected
     probability of the queried relation (0..1).
     """
-    from pipeline.search.relations import RelationScorer, reading_text, relation_prompts, relation_weights
+    from pipeline.search.relations import (
+        RelationScorer,
+        reading_text,
+        relation_prompts,
+        relation_weights,
+    )
 
     vectors = prompt_vectors(index, text, encoder)
     weights = relation_weights(encode_texts([query], text, index.meta, encoder), relation_prompts(), vectors)[0]

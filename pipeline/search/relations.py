@@ -43,7 +43,15 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipeline.constants import GROUPS, NUM_OBJECT_CLASSES, NUM_PREDICATES, OBJECT_CLASSES, PREDICATES, predicate_group, readable_predicate
+from pipeline.constants import (
+    GROUPS,
+    NUM_OBJECT_CLASSES,
+    NUM_PREDICATES,
+    OBJECT_CLASSES,
+    PREDICATES,
+    predicate_group,
+    readable_predicate,
+)
 from pipeline.search.index import RelationIndex
 
 TEMPERATURE = 0.02
@@ -51,7 +59,10 @@ TEMPERATURE = 0.02
 # Phrasings for predicates whose name alone is not how people say it.
 # Spatial predicates read from the object to the person, as AG annotates them.
 PREDICATE_PHRASES: dict[str, tuple[str, ...]] = {
-    "not_looking_at": ("a person not looking at a {object}", "a person looking away from a {object}"),
+    "not_looking_at": (
+        "a person not looking at a {object}",
+        "a person looking away from a {object}",
+    ),
     "unsure": ("a person who may or may not see a {object}",),
     "above": ("a {object} above a person",),
     "beneath": ("a {object} beneath a person", "a {object} under a person"),
@@ -67,7 +78,9 @@ PREDICATE_PHRASES: dict[str, tuple[str, ...]] = {
 
 def predicate_phrases(predicate: str) -> tuple[str, ...]:
     """Templates (with ``{object}``) that say predicate ``predicate``."""
-    return PREDICATE_PHRASES.get(predicate, (f"a person {readable_predicate(predicate)} a {{object}}",))
+    return PREDICATE_PHRASES.get(
+        predicate, (f"a person {readable_predicate(predicate)} a {{object}}",)
+    )
 
 
 @dataclass(frozen=True)
@@ -89,10 +102,17 @@ def relation_prompts() -> RelationPrompts:
                     texts.append(phrase.format(object=name))
                     objects.append(c)
                     predicates.append(p)
-    return RelationPrompts(texts, np.array(objects, dtype=np.int64), np.array(predicates, dtype=np.int64))
+    return RelationPrompts(
+        texts, np.array(objects, dtype=np.int64), np.array(predicates, dtype=np.int64)
+    )
 
 
-def relation_weights(query: np.ndarray, prompts: RelationPrompts, prompt_vectors: np.ndarray, temperature: float = TEMPERATURE) -> np.ndarray:
+def relation_weights(
+    query: np.ndarray,
+    prompts: RelationPrompts,
+    prompt_vectors: np.ndarray,
+    temperature: float = TEMPERATURE,
+) -> np.ndarray:
     """[Q, 37, 26] weights w(o, p) of each unit query vector (rows of ``query``) over the relations."""
     similarity = np.atleast_2d(query) @ prompt_vectors.T  # [Q, M]
     best = np.full((similarity.shape[0], NUM_OBJECT_CLASSES, NUM_PREDICATES), -np.inf)
@@ -106,7 +126,10 @@ def relation_weights(query: np.ndarray, prompts: RelationPrompts, prompt_vectors
 
 def predicate_probabilities(table: pl.DataFrame) -> np.ndarray:
     """[N, 26] predicted probability of every predicate for each pair of a predictions-format table."""
-    parts = [np.asarray(table[group].to_list(), dtype=np.float64).reshape(len(table), -1) for group in GROUPS]
+    parts = [
+        np.asarray(table[group].to_list(), dtype=np.float64).reshape(len(table), -1)
+        for group in GROUPS
+    ]
     return np.concatenate(parts, axis=1)
 
 
@@ -150,5 +173,9 @@ def reading_text(weights: np.ndarray) -> str:
     c, p = best_reading(weights)
     group = predicate_group(p)
     words = readable_predicate(PREDICATES[p])
-    phrase = f"{OBJECT_CLASSES[c]} {words} person" if group == "spatial" else f"person {words} {OBJECT_CLASSES[c]}"
+    phrase = (
+        f"{OBJECT_CLASSES[c]} {words} person"
+        if group == "spatial"
+        else f"person {words} {OBJECT_CLASSES[c]}"
+    )
     return f"{phrase} ({weights[c, p]:.2f})"

@@ -11,9 +11,10 @@ overlapping boxes of one object crowd the picture. What is shown:
    (highest score first), so one object keeps one box while two classes on
    the same spot both stay.
 
-PredCls/SGCls pairs (annotated boxes, score 1) pass unchanged. The
-predictions Parquet keeps every pair; only overlays and ``mosa predict``'s
-scene-graph JSON are filtered.
+PredCls pairs (annotated boxes, score 1) all pass the threshold; NMS
+only merges two of them if they are same-class boxes overlapping more than
+``NMS_IOU``. The predictions Parquet keeps every pair; only overlays and
+``mosa predict``'s scene-graph JSON are filtered.
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     x2 = np.minimum(box[2], others[:, 2])
     y2 = np.minimum(box[3], others[:, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # noqa: E731
+    area = lambda b: (
+        np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    )  # noqa: E731
     union = area(box) + area(others) - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
-def class_aware_nms(boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+def class_aware_nms(
+    boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray, iou: float
+) -> np.ndarray:
     """Indices kept by greedy per-class NMS, best score first (ties: lower index first)."""
     order = np.lexsort((np.arange(len(scores)), -scores))
     kept: list[int] = []
@@ -47,7 +52,9 @@ def class_aware_nms(boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray, i
     return np.array(kept, dtype=np.int64)
 
 
-def shown_pairs(pairs: pl.DataFrame, min_score: float = MIN_OBJECT_SCORE, nms_iou: float = NMS_IOU) -> pl.DataFrame:
+def shown_pairs(
+    pairs: pl.DataFrame, min_score: float = MIN_OBJECT_SCORE, nms_iou: float = NMS_IOU
+) -> pl.DataFrame:
     """One frame's pairs that are drawn: score >= ``min_score``, then class-aware NMS; best score first."""
     confident = pairs.filter(pl.col("object_score") >= min_score)
     if confident.height <= 1:
