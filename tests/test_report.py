@@ -100,7 +100,8 @@ def test_report_renders_in_headless_chromium_without_console_errors(world, tmp_p
     path = run_report_stage(world)
     rendered = render_page(path, tmp_path / "report.png", window=(1280, 1600))
     assert rendered.console == []
-    assert "<h2>Best and worst frames</h2>" in rendered.dom and rendered.dom.count("<img") == 6
+    assert "<h2>Best and worst frames</h2>" in rendered.dom and rendered.dom.count("<img") == 8
+    assert "<h2>Detector</h2>" in rendered.dom and "<h3>unseen.mp4</h3>" in rendered.dom
     with Image.open(rendered.screenshot) as shot:
         assert shot.size == (1280, 1600)
         colours = shot.convert("RGB").getcolors(maxcolors=1_000_000)
