@@ -238,15 +238,19 @@ def search(
     sheet: Annotated[Path | None, typer.Option(help="Also draw the hits as a contact sheet PNG here.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Find test-split relations by text or by example in the faiss index of ASM relation embeddings."""
+    """Find test-split relations by text (read as a relation, ranked by its predicted probability) or by example (ASM embedding neighbours)."""
     from pipeline.params import load_params
-    from pipeline.search import read_relation_index, search_like, search_text
+    from pipeline.search import read_relation_index, search_like, search_relation
 
     if (query is None) == (like is None):
         raise typer.BadParameter("give either a text query or --like FRAME_KEY:OBJECT_CLASS")
     settings = load_params(params)
     index = read_relation_index(settings.search.out_dir, settings.search.nprobe)
-    hits = search_text(index, query, k, settings.text) if like is None else search_like(index, like, k)
+    if like is None:
+        hits, reading = search_relation(index, query, k, settings.text)
+        typer.echo(f"read as: {reading}; score = probability of that relation")
+    else:
+        hits = search_like(index, like, k)
     typer.echo(f"{'rank':>4}  score  frame  object  predicted triplets (with constraint)")
     for hit in hits:
         typer.echo(hit.line())
@@ -265,6 +269,7 @@ def show(
     out: Annotated[Path | None, typer.Option(help="PNG to write (default: show_<key>.png).")] = None,
     mode: Annotated[str, typer.Option(help="Whose test predictions to draw.")] = "predcls",
     predictions: Annotated[Path | None, typer.Option(help="Predictions Parquet instead of the mode's evaluate output.")] = None,
+    min_score: Annotated[float, typer.Option(min=0.0, max=1.0, help="Draw detections with object score >= this (then class-aware NMS).")] = 0.3,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Draw a frame (boxes, predicted vs annotated triplets) or a video's predicate timeline as a PNG."""
@@ -274,9 +279,9 @@ def show(
 
     settings = load_params(params)
     table = read_mode_predictions(_checked_mode(mode), predictions)
-    draw = show_video if is_video_key(key) else show_frame
     out = out or Path("show_" + key.strip("/").replace("/", "_").replace(".mp4", "").removesuffix(".png") + ".png")
-    typer.echo(f"wrote {save_png(draw(settings, key.strip('/'), table), out)}")
+    image = show_video(settings, key.strip("/"), table) if is_video_key(key) else show_frame(settings, key.strip("/"), table, min_score)
+    typer.echo(f"wrote {save_png(image, out)}")
 
 
 @app.command()
@@ -286,6 +291,7 @@ def predict(
     out: Annotated[Path | None, typer.Option(help="Output folder (default: predict/<video>).")] = None,
     every: Annotated[int, typer.Option(min=1, help="Keep every N-th frame of a video (AG samples sparse frames).")] = 1,
     overlays: Annotated[bool, typer.Option(help="Also write an overlay PNG per frame.")] = True,
+    min_score: Annotated[float, typer.Option(min=0.0, max=1.0, help="Graphs/overlays keep detections with object score >= this (then class-aware NMS).")] = 0.3,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Scene graphs for new footage: detector, features, motion and the trained SGDet head."""
@@ -293,7 +299,7 @@ def predict(
     from pipeline.params import load_params
 
     out = out or Path("predict") / footage_video_name(source).removesuffix(".mp4")
-    summary = predict_footage(source, out, load_params(params), every=every, overlays=overlays)
+    summary = predict_footage(source, out, load_params(params), every=every, overlays=overlays, min_score=min_score)
     typer.echo(f"{summary.video}: {summary.frames} frames, {summary.pairs} person-object pairs")
     typer.echo(f"graphs: {summary.graphs_dir}/  overlays: {summary.overlays_dir if overlays else '-'}")
     common = list(summary_counts(summary.graphs_dir).items())[:8]

@@ -8,10 +8,12 @@ library code as the stages: :func:`pipeline.extraction.driver.extract_cache`
 :func:`pipeline.training.mode_stage.open_mode` / :func:`pipeline.training.inference.predict`.
 Without annotations only SGDet applies: boxes and labels come from the detector.
 
-Outputs in ``OUT_DIR``: ``graphs/<frame>.json`` (one scene graph per frame),
-``overlays/<frame>.png`` (the frame with boxes and triplets),
-``predictions.parquet`` (the evaluator's format) and ``work/`` (the
-intermediate caches, kept so a rerun can be inspected).
+Outputs in ``OUT_DIR``: ``graphs/<frame>.json`` (one scene graph per frame,
+format in docs/predict_output.md), ``overlays/<frame>.png`` (the frame with
+boxes and triplets), both limited to confident detections after class-aware
+NMS (:mod:`pipeline.viz.detections`), ``predictions.parquet`` (every pair, the
+evaluator's format) and ``work/`` (the intermediate caches, kept so a rerun
+can be inspected).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pipeline.ag.reader import FRAME_SCHEMA, OBJECT_SCHEMA, RELATION_SCHEMA, AGI
 from pipeline.constants import GROUPS, PREDICATES
 from pipeline.io import DataError, atomic_path, atomic_write_json
 from pipeline.params import Params
+from pipeline.viz.detections import MIN_OBJECT_SCORE, shown_pairs
 from pipeline.viz.frames import render_frame, save_png
 from pipeline.viz.triplets import object_name, predicted_triplets
 
@@ -193,8 +196,14 @@ class PredictSummary:
     overlays_dir: Path
 
 
-def predict_footage(source: str | Path, out_dir: str | Path, params: Params, every: int = 1, overlays: bool = True) -> PredictSummary:
-    """Run detector -> features -> motion -> trained SGDet head on new footage; write graphs and overlays."""
+def predict_footage(
+    source: str | Path, out_dir: str | Path, params: Params, every: int = 1, overlays: bool = True, min_score: float = MIN_OBJECT_SCORE
+) -> PredictSummary:
+    """Run detector -> features -> motion -> trained SGDet head on new footage; write graphs and overlays.
+
+    Graphs and overlays hold the pairs :func:`pipeline.viz.detections.shown_pairs` keeps
+    (object score >= ``min_score``, class-aware NMS); ``predictions.parquet`` holds all.
+    """
     from pipeline.motion import run_motion_stage
     from pipeline.training.inference import predict
     from pipeline.training.mode_stage import load_trained, open_mode
@@ -220,7 +229,7 @@ def predict_footage(source: str | Path, out_dir: str | Path, params: Params, eve
         table.write_parquet(tmp)
     graphs_dir, overlays_dir = out_dir / "graphs", out_dir / "overlays"
     for frame in tqdm(frames, desc="graphs", unit="frame"):
-        rows = table.filter(pl.col("frame") == frame.key)
+        rows = shown_pairs(table.filter(pl.col("frame") == frame.key), min_score)
         name = frame.key.split("/")[1].removesuffix(".png")
         atomic_write_json(graphs_dir / f"{name}.json", scene_graph(rows, frame))
         if overlays:

@@ -61,8 +61,8 @@ class DetectorTrainParams(Section):
     in the mmdet config are scaled to ``iterations``.
     """
 
-    iterations: int = Field(300, ge=1)
-    batch_size: int = Field(8, ge=1)
+    iterations: int = Field(700, ge=1)
+    batch_size: int = Field(4, ge=1)
     lr: float = Field(0.02, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(1e-4, ge=0.0)
@@ -266,6 +266,7 @@ class SearchParams(Section):
     train_sample: int = Field(100_000, ge=1)
     seed: int = 0
     precision_k: int = Field(10, ge=1)
+    paraphrase_queries: str | None = "tests/data/search_paraphrases.yaml"
 
 
 class ReportParams(Section):
@@ -276,6 +277,9 @@ class ReportParams(Section):
     gallery_frames: int = Field(3, ge=0)
     gallery_k: int = Field(20, ge=1)
     ablation_dir: str = "ablations"
+    footage_dir: str = "reports/footage"
+    footage_seed: int = 1001
+    footage_videos: int = Field(2, ge=1)
 
 
 class Params(Section):

@@ -124,6 +124,7 @@ OWN_SECTIONS = {
     "evaluate": ["train", "model", "evaluate"],
     "search_index": ["search"],
     "report": ["report"],
+    "footage_gallery": [],
 }
 
 

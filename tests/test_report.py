@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -32,8 +33,22 @@ def world(tmp_path_factory):
     params = build_trained_world(tmp_path_factory.mktemp("report_world"), modes=("predcls", "sgcls"))
     params = override(params, "report", gallery_frames=2)
     run_search_index_stage(params, hashed_encoder())
+    write_detector_and_footage_outputs(params)
     yield params
     os.chdir(cwd)
+
+
+def write_detector_and_footage_outputs(params) -> None:
+    """What the train_detector and footage_gallery stages write: per-class AP, three overlays of one video."""
+    metrics = {"trained": True, "bbox_mAP": 0.71, "bbox_mAP_50": 0.934, "eval_split": "test", "eval_images": 9,
+               "iterations": 5, "train_seconds": 1.0, "per_class": {"medicine": {"AP50": 0.812, "AP": 0.5, "instances": 26},
+                                                                    "person": {"AP50": 0.99, "AP": 0.8, "instances": 9}}}  # fmt: skip
+    Path(params.detector.metrics_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(params.detector.metrics_path).write_text(json.dumps(metrics))
+    overlays = Path(params.report.footage_dir) / "unseen" / "overlays"
+    overlays.mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        Image.new("RGB", (400, 200), (40 * i, 90, 90)).save(overlays / f"00000{i}.png")
 
 
 def data_images(page: str) -> list[Image.Image]:
@@ -43,7 +58,8 @@ def data_images(page: str) -> list[Image.Image]:
 
 def test_report_shows_every_section_from_the_pipeline_outputs(world):
     page = build_report(world)
-    for title in ("Scene graph metrics", "Long tail", "Training curves", "Ablations", "Relation search", "Best and worst frames"):
+    for title in ("Scene graph metrics", "Detector", "Long tail", "Training curves", "Ablations", "Relation search",
+                  "Best and worst frames", "Predicted scene graphs on unseen footage"):  # fmt: skip
         assert f"<h2>{title}</h2>" in page
     metrics = json.loads(open("metrics/sgcls.json").read())
     assert f"<td>{metrics['semi']['R@20']:.2f}</td>" in page
@@ -51,8 +67,9 @@ def test_report_shows_every_section_from_the_pipeline_outputs(world):
     search = json.loads(open(world.search.metrics_path).read())
     assert f"mean precision@10 {search['mean_precision@10']:.3f}" in page
     assert "No experiments yet" in page and 'class="note missing"' not in page
-    # 4 frames in the gallery + long tail + curves
-    assert len(data_images(page)) == 2 * 2 + 2
+    assert "bbox mAP@0.5 0.934" in page and "<tr><td>medicine</td><td>26</td><td>0.812</td>" in page
+    # 4 frames in the gallery + long tail + curves + 2 of the 3 unseen-footage overlays
+    assert len(data_images(page)) == 2 * 2 + 2 + 2
     assert page.index("Best predcls frames") < page.index("Worst predcls frames")
 
 
@@ -83,7 +100,8 @@ def test_report_renders_in_headless_chromium_without_console_errors(world, tmp_p
     path = run_report_stage(world)
     rendered = render_page(path, tmp_path / "report.png", window=(1280, 1600))
     assert rendered.console == []
-    assert "<h2>Best and worst frames</h2>" in rendered.dom and rendered.dom.count("<img") == 6
+    assert "<h2>Best and worst frames</h2>" in rendered.dom and rendered.dom.count("<img") == 8
+    assert "<h2>Detector</h2>" in rendered.dom and "<h3>unseen.mp4</h3>" in rendered.dom
     with Image.open(rendered.screenshot) as shot:
         assert shot.size == (1280, 1600)
         colours = shot.convert("RGB").getcolors(maxcolors=1_000_000)

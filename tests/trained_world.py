@@ -22,6 +22,8 @@ from pipeline.params import Params
 from pipeline.text.encoders import TextEncoder
 from pipeline.training.mode_stage import evaluate_mode, live_dir, output_paths, train_mode
 
+PARAPHRASES = Path(__file__).parent / "data" / "search_paraphrases.yaml"
+
 
 def override(params: Params, section: str, **values) -> Params:
     return params.model_copy(update={section: getattr(params, section).model_copy(update=values)})
@@ -50,6 +52,7 @@ def build_trained_world(root: Path, modes: tuple[str, ...] = ("predcls",), text_
     params = override(params, "model", d_model=16, heads=2, mim_heads=2, temporal_layers=1)
     params = override(params, "train", epochs=epochs, batch_videos=2, modes=modes)
     params = override(params, "dataset", root=str(root / "dataset"))
+    params = override(params, "search", paraphrase_queries=str(PARAPHRASES))
     write_frames(params, root / "dataset")
     for mode in modes:
         train_mode(params, mode, live_dir=live_dir(mode))

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.ag.reader import read_index
+from pipeline.detector.class_ap import per_class_ap
 from pipeline.detector.model import (
     ag_label_map,
     config_class_names,
@@ -148,6 +149,8 @@ def build_runner_config(
         )
     cfg.train_dataloader.batch_size = train.batch_size
     cfg.test_evaluator.ann_file = str(eval_json)
+    # Keep the detections so per-class AP can be computed from them (pipeline.detector.class_ap).
+    cfg.test_evaluator.outfile_prefix = str(Path(detector.work_dir) / "eval" / "results")
     old_iters = cfg.train_cfg.max_iters
     cfg.train_cfg.update(max_iters=train.iterations, val_interval=train.iterations + 1)
     _scale_schedule(cfg.get("param_scheduler", []), old_iters, train.iterations)
@@ -206,6 +209,10 @@ def train_detector(
             "bbox_mAP_50": 0.0,
             "note": "no detections on the evaluation frames",
         }
+    classes = per_class_ap(eval_json, f"{runner_cfg.test_evaluator.outfile_prefix}.bbox.json")
+    if classes:
+        metrics["min_class_AP50"] = min(c["AP50"] for c in classes.values())
+        metrics["per_class"] = classes
     return {
         "trained": True,
         **metrics,

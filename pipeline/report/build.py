@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from PIL import Image
 
 from pipeline.ag.reader import read_index
 from pipeline.constants import NUM_PREDICATES, PREDICATES
@@ -28,6 +29,7 @@ from pipeline.report.figures import (
     read_live_series,
 )
 from pipeline.training.mode_stage import VALIDATION_K, live_dir, output_paths
+from pipeline.viz.detections import MIN_OBJECT_SCORE
 from pipeline.viz.frames import blank_frame, load_frame, render_frame
 
 METRIC_COLUMNS = ("R@10", "R@20", "R@50", "R@100", "mR@10", "mR@20", "mR@50", "mR@100")
@@ -116,7 +118,42 @@ def search_section(params: Params) -> str:
     summary = (f"{metrics.get('vectors')} test pairs, index {metrics.get('index')}; mean precision@{k} "
                f"{metrics.get(f'mean_precision@{k}') or 0:.3f} over {metrics.get('predicates_scored')} predicates "
                f"(random ranking: {metrics.get('mean_base_rate') or 0:.3f}).")  # fmt: skip
-    return html.section("Relation search", html.note(summary), html.table(["predicate query", f"precision@{k}", "base rate"], rows, digits=3))
+    parts = [html.note(summary), html.table(["predicate query", f"precision@{k}", "base rate"], rows, digits=3)]
+    paraphrase = metrics.get("paraphrase")
+    if paraphrase:
+        parts += paraphrase_parts(paraphrase, k)
+    return html.section("Relation search", *parts)
+
+
+def paraphrase_parts(paraphrase: dict, k: int) -> list[str]:
+    """Summary and per-query table (worst first) of the paraphrase queries."""
+    rows = sorted(paraphrase["per_query"], key=lambda r: (r[f"precision@{k}"], r["query"]))
+    summary = (f"Paraphrase queries ({paraphrase['queries']} over {paraphrase['combinations']} (predicate, object) "
+               f"combinations), searched by relation: mean precision@{k} {paraphrase[f'mean_precision@{k}'] or 0:.3f}; "
+               f"ASM-embedding neighbours {paraphrase[f'embedding_mean_precision@{k}'] or 0:.3f}; "
+               f"random ranking {paraphrase['mean_base_rate'] or 0:.3f}. Worst first.")  # fmt: skip
+    header = ["query", "predicate", "object", "read as", "test pairs", f"precision@{k}", "embedding", "base rate"]
+    table = [[r["query"], r["predicate"], r["object"], r["read_as"], r["test_pairs"], r[f"precision@{k}"],
+              r[f"embedding_precision@{k}"], r["base_rate"]] for r in rows]  # fmt: skip
+    return [f"<h3>Paraphrase queries</h3>{html.note(summary)}", html.table(header, table, digits=3)]
+
+
+def detector_section(params: Params) -> str:
+    path = Path(params.detector.metrics_path)
+    if not path.is_file():
+        return html.section("Detector", html.note(f"No detector metrics yet ({path}).", missing=True))
+    metrics = json.loads(path.read_text())
+    if not metrics.get("trained", True):
+        return html.section("Detector", html.note(f"User checkpoint {metrics.get('checkpoint')}: not evaluated here."))
+    summary = (f"bbox mAP@0.5 {metrics.get('bbox_mAP_50', 0):.3f}, mAP@0.5:0.95 {metrics.get('bbox_mAP', 0):.3f} on the "
+               f"{metrics.get('eval_split')} split ({metrics.get('eval_images')} frames); trained "
+               f"{metrics.get('iterations')} iterations in {metrics.get('train_seconds')} s.")  # fmt: skip
+    classes = metrics.get("per_class", {})
+    rows = [[name, c["instances"], c["AP50"], c["AP"]] for name, c in classes.items()]
+    parts = [html.note(summary)]
+    if rows:
+        parts.append(html.table(["class (worst first)", "instances", "AP@0.5", "AP@0.5:0.95"], rows, digits=3))
+    return html.section("Detector", *parts)
 
 
 def _frame_image(params: Params, frame: str):
@@ -154,16 +191,38 @@ def gallery_section(params: Params, frames: pl.DataFrame, objects: pl.DataFrame)
     return html.section("Best and worst frames", *parts)
 
 
+def footage_section(params: Params) -> str:
+    """Overlays that `mosa predict` drew for the unseen-seed videos (stage footage_gallery), evenly spaced."""
+    folder = Path(params.report.footage_dir)
+    videos = sorted(p for p in folder.glob("*/overlays") if p.is_dir()) if folder.is_dir() else []
+    title = "Predicted scene graphs on unseen footage"
+    if not videos:
+        return html.section(title, html.note(f"No footage predictions yet ({folder}, stage footage_gallery).", missing=True))
+    parts = [html.note(f"Synthetic videos generated with seed {params.report.footage_seed} (the dataset uses "
+                       f"{params.synth.seed}), predicted by `mosa predict` (SGDet, no annotation): boxes with "
+                       f"object score >= {MIN_OBJECT_SCORE} after class-aware NMS, each object's triplets with their probabilities.")]  # fmt: skip
+    for overlays in videos:
+        frames = sorted(overlays.glob("*.png"))
+        count = max(1, params.report.gallery_frames)
+        chosen = [frames[round(i * (len(frames) - 1) / max(count - 1, 1))] for i in range(min(count, len(frames)))]
+        video = overlays.parent.name
+        tiles = [html.figure(png_data_uri(Image.open(path).convert("RGB")), f"{video}.mp4/{path.name}", path.name) for path in chosen]
+        parts.append(f"<h3>{html.escape(video)}.mp4</h3><div class=\"gallery\">{''.join(tiles)}</div>")
+    return html.section(title, *parts)
+
+
 def build_report(params: Params) -> str:
     """The page as a string."""
     index = read_index(params.dataset.index_dir)
     sections = [
         metrics_section(params),
+        detector_section(params),
         long_tail_section(params, index.relations),
         loss_section(params),
         ablation_section(params),
         search_section(params),
         gallery_section(params, index.frames, index.objects),
+        footage_section(params),
     ]
     # No timestamp: the same inputs give the same bytes, so DVC sees an unchanged output.
     subtitle = f"Dataset {params.dataset.root}, modes {', '.join(params.train.modes)}."

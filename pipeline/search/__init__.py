@@ -7,7 +7,7 @@ from pipeline.search.index import (
     choose_index_type,
     read_relation_index,
 )
-from pipeline.search.query import Hit, search_like, search_text
+from pipeline.search.query import Hit, search_like, search_relation, search_text
 
 __all__ = [
     "Hit",
@@ -17,5 +17,6 @@ __all__ = [
     "read_relation_index",
     "run_search_index_stage",
     "search_like",
+    "search_relation",
     "search_text",
 ]

@@ -15,8 +15,15 @@ from pipeline.search.index import (
     choose_index_type,
     write_relation_index,
 )
-from pipeline.search.quality import precision_at_k
+from pipeline.search.quality import (
+    combination_counts,
+    paraphrase_precision,
+    paraphrase_queries,
+    precision_at_k,
+    read_paraphrases,
+)
 from pipeline.search.query import encode_texts
+from pipeline.search.relations import relation_prompts
 from pipeline.text.encoders import TextEncoder
 from pipeline.text.prompts import predicate_prompts
 
@@ -27,7 +34,7 @@ def predicate_queries(params: Params, meta: dict, encoder: TextEncoder | None = 
 
 
 def run_search_index_stage(params: Params, encoder: TextEncoder | None = None) -> dict:
-    """Write the index, its ids table and ``search.metrics_path``; return the metrics.
+    """Write the index, its ids table, the encoded relation prompts and ``search.metrics_path``; return the metrics.
 
     ``encoder`` replaces the one ``text.encoder`` names (tests use a small stand-in).
     """
@@ -43,7 +50,14 @@ def run_search_index_stage(params: Params, encoder: TextEncoder | None = None) -
         "encoder": params.text.encoder,
         "predicate_template": params.text.predicate_template,
     }
-    write_relation_index(settings.out_dir, index, relations.table, meta)
-    quality = precision_at_k(RelationIndex(index, relations.table, meta), predicate_queries(params, meta, encoder), settings.precision_k)
+    prompt_vectors = encode_texts(relation_prompts().texts, params.text, meta, encoder)
+    write_relation_index(settings.out_dir, index, relations.table, meta, prompt_vectors)
+    indexed = RelationIndex(index, relations.table, meta, prompt_vectors)
+    quality = precision_at_k(indexed, predicate_queries(params, meta, encoder), settings.precision_k)
+    if settings.paraphrase_queries:
+        spec = read_paraphrases(settings.paraphrase_queries)
+        queries = paraphrase_queries(spec, combination_counts(relations.table), settings.paraphrase_queries)
+        vectors = encode_texts([q.text for q in queries], params.text, meta, encoder) if queries else np.zeros((0, index.d), np.float32)
+        quality["paraphrase"] = paraphrase_precision(indexed, queries, vectors, prompt_vectors, settings.precision_k)
     atomic_write_json(Path(settings.metrics_path), quality)
     return quality

@@ -24,8 +24,10 @@ exact top 10 among tightly clustered relation embeddings. IVF-PQ is
 therefore only the default where flat vectors no longer fit in memory.
 
 Files in ``search.out_dir``: ``relations.faiss`` (the index; faiss id = row),
-``relations.parquet`` (the ids table: row i names vector i) and
-``index.json`` (type, size, dimension, mode, text encoder).
+``relations.parquet`` (the ids table: row i names vector i),
+``index.json`` (type, size, dimension, mode, text encoder) and
+``relation_prompts.npy`` (the encoded prompts free-text queries are read
+with, see :mod:`pipeline.search.relations`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from pipeline.params import SearchParams
 INDEX_FILE = "relations.faiss"
 IDS_FILE = "relations.parquet"
 META_FILE = "index.json"
+PROMPTS_FILE = "relation_prompts.npy"
 # faiss warns below 39 training points per k-means centroid.
 POINTS_PER_CENTROID = 39
 
@@ -109,6 +112,7 @@ class RelationIndex:
     index: faiss.Index
     table: pl.DataFrame
     meta: dict
+    prompt_vectors: np.ndarray | None = None  # [M, D] unit rows of relation_prompts(); None: encode on demand
 
     @property
     def dim(self) -> int:
@@ -124,7 +128,9 @@ class RelationIndex:
         return self.index.reconstruct(int(row))
 
 
-def write_relation_index(out_dir: str | Path, index: faiss.Index, table: pl.DataFrame, meta: dict) -> None:
+def write_relation_index(
+    out_dir: str | Path, index: faiss.Index, table: pl.DataFrame, meta: dict, prompt_vectors: np.ndarray | None = None
+) -> None:
     if index.ntotal != len(table):
         raise ValueError(f"index holds {index.ntotal} vectors but the ids table has {len(table)} rows")
     out_dir = Path(out_dir)
@@ -132,6 +138,9 @@ def write_relation_index(out_dir: str | Path, index: faiss.Index, table: pl.Data
         faiss.write_index(index, str(tmp))
     with atomic_path(out_dir / IDS_FILE, suffix=".parquet") as tmp:
         table.write_parquet(tmp)
+    if prompt_vectors is not None:
+        with atomic_path(out_dir / PROMPTS_FILE) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(prompt_vectors, dtype=np.float32))
     atomic_write_json(out_dir / META_FILE, meta)
 
 
@@ -150,7 +159,9 @@ def read_relation_index(out_dir: str | Path, nprobe: int | None = None) -> Relat
     table = pl.read_parquet(paths[1])
     if index.ntotal != len(table):
         raise DataError(f"{out_dir}: index holds {index.ntotal} vectors, ids table {len(table)} rows; rebuild the index")
-    return RelationIndex(index, table, json.loads(paths[2].read_text()))
+    prompts = out_dir / PROMPTS_FILE
+    prompt_vectors = np.load(prompts) if prompts.is_file() else None
+    return RelationIndex(index, table, json.loads(paths[2].read_text()), prompt_vectors)
 
 
 def _ivf_part(index: faiss.Index) -> faiss.IndexIVF | None:

@@ -58,8 +58,36 @@ def hits_of(index: RelationIndex, scores: np.ndarray, rows: np.ndarray, skip: in
     return hits
 
 
+def prompt_vectors(index: RelationIndex, text: TextParams, encoder: TextEncoder | None = None) -> np.ndarray:
+    """The index's encoded relation prompts (written by the search_index stage), else encoded now."""
+    from pipeline.search.relations import relation_prompts
+
+    if index.prompt_vectors is not None and encoder is None:
+        return index.prompt_vectors
+    return encode_texts(relation_prompts().texts, text, index.meta, encoder)
+
+
+def search_relation(index: RelationIndex, query: str, k: int, text: TextParams, encoder: TextEncoder | None = None) -> tuple[list[Hit], str]:
+    """The k pairs most likely to be the relation ``query`` describes, and that reading of the query.
+
+    See :mod:`pipeline.search.relations`; a hit's score is the expected
+    probability of the queried relation (0..1).
+    """
+    from pipeline.search.relations import (
+        RelationScorer,
+        reading_text,
+        relation_prompts,
+        relation_weights,
+    )
+
+    vectors = prompt_vectors(index, text, encoder)
+    weights = relation_weights(encode_texts([query], text, index.meta, encoder), relation_prompts(), vectors)[0]
+    scores, rows = RelationScorer.of(index).top(weights, k)
+    return hits_of(index, scores, rows), reading_text(weights)
+
+
 def search_text(index: RelationIndex, query: str, k: int, text: TextParams, encoder: TextEncoder | None = None) -> list[Hit]:
-    """The k pairs whose relation embedding is closest to the encoded ``query``."""
+    """The k pairs whose ASM relation embedding is closest to the encoded ``query`` (aligned within a class only)."""
     vector = encode_texts([query], text, index.meta, encoder)
     scores, rows = index.search(vector, k)
     return hits_of(index, scores[0], rows[0])

@@ -62,13 +62,22 @@ def _scale(image: Image.Image) -> tuple[Image.Image, float]:
     return image.resize(size, Image.Resampling.BILINEAR), factor
 
 
+def _ink(fill: Sequence[int]) -> tuple[int, int, int]:
+    """Black or white text, whichever reads better on ``fill`` (Rec. 601 luma)."""
+    return (0, 0, 0) if 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2] > 128 else (255, 255, 255)
+
+
 def _box(draw: ImageDraw.ImageDraw, box: Sequence[float], factor: float, colour, label: str | None) -> None:
     x1, y1, x2, y2 = (float(v) * factor for v in box)
     draw.rectangle((x1, y1, x2, y2), outline=colour, width=2)
     if label:
-        left, top, right, bottom = draw.textbbox((x1 + 2, y1 + 1), label, font=font())
-        draw.rectangle((left - 2, top - 1, right + 2, bottom + 1), fill=colour)
-        draw.text((x1 + 2, y1 + 1), label, fill=(0, 0, 0), font=font())
+        # The tag sits above the box when there is room, so it hides neither the object nor a small box.
+        _, _, width, height = draw.textbbox((0, 0), label, font=font())
+        canvas_width = draw.im.size[0]
+        x = min(max(x1, 0.0), max(canvas_width - width - 4, 0))
+        y = y1 - height - 3 if y1 - height - 3 >= 0 else y1 + 1
+        draw.rectangle((x, y, x + width + 4, y + height + 2), fill=colour)
+        draw.text((x + 2, y), label, fill=_ink(colour), font=font())
 
 
 def draw_pairs(image: Image.Image, pairs: pl.DataFrame, captions: bool = True) -> tuple[Image.Image, float]:
@@ -81,7 +90,8 @@ def draw_pairs(image: Image.Image, pairs: pl.DataFrame, captions: bool = True) -
         if person not in persons_drawn:
             _box(draw, person, factor, PERSON_COLOUR, "person" if captions else None)
             persons_drawn.add(person)
-        _box(draw, pair["object_box"], factor, PALETTE[i % len(PALETTE)], object_name(pair["object_label"]) if captions else None)
+        label = f"{object_name(pair['object_label'])} {pair['object_score']:.2f}" if pair["object_score"] < 1.0 else object_name(pair["object_label"])
+        _box(draw, pair["object_box"], factor, PALETTE[i % len(PALETTE)], label if captions else None)
     return canvas, factor
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 from pipeline.ag.reader import read_index
 from pipeline.io import DataError
 from pipeline.params import Params
+from pipeline.viz.detections import MIN_OBJECT_SCORE, shown_pairs
 from pipeline.viz.frames import contact_sheet, draw_pairs, load_frame, render_frame
 from pipeline.viz.timeline import render_timeline
 
@@ -33,10 +34,10 @@ def is_video_key(key: str) -> bool:
     return "/" not in key.strip("/")
 
 
-def show_frame(params: Params, frame: str, predictions: pl.DataFrame) -> Image.Image:
-    """The frame's boxes and its predicted triplets beside the annotation."""
+def show_frame(params: Params, frame: str, predictions: pl.DataFrame, min_score: float = MIN_OBJECT_SCORE) -> Image.Image:
+    """The frame's boxes and its predicted triplets beside the annotation (detections filtered by :func:`shown_pairs`)."""
     objects = read_index(params.dataset.index_dir).objects.filter(pl.col("frame") == frame)
-    pairs = predictions.filter(pl.col("frame") == frame)
+    pairs = shown_pairs(predictions.filter(pl.col("frame") == frame), min_score)
     if pairs.is_empty() and objects.is_empty():
         raise DataError(f"{frame}: neither predicted nor annotated (a test-split key looks like 001YG.mp4/000089.png)")
     return render_frame(load_frame(params.dataset.root, frame), pairs, objects, frame)

@@ -1,0 +1,285 @@
+# The default detector before the small-object/speed rework (bbox mAP@0.5 0.571, 300 iterations,
+# 5 min 35 s of training on an idle 2-core machine). Kept only as the baseline of
+# benchmarks/bench_detector.py.
+#
+# Faster R-CNN for the synthetic Action Genome frames (256x192), trained from
+# scratch on CPU by the `train_detector` stage.
+#
+# A narrow ResNet-18 (base_channels=32) + a 64-channel FPN keeps one SGD
+# iteration of batch 8 under a second on two CPU cores (the FPN/RPN convs on
+# the stride-4 level dominate the cost: 128 channels took 1.7x as long);
+# anchor scale 4 (instead of mmdet's 8) matches the small boxes of 256x192
+# frames. Nothing is pretrained: no
+# weights can be downloaded, so BN layers train (norm_eval=False) and no
+# stage is frozen.
+#
+# The pipeline reads from this file:
+#   * `model`          - built with mmdet's registry;
+#   * `metainfo`       - class names in mmdet label order; each must be an
+#                        Action Genome object class (extraction maps labels
+#                        to AG indices by name);
+#   * `test_pipeline`  - how extraction loads a frame (keep it in sync with
+#                        the resolution the detector was trained at);
+#   * the training part below (`train_pipeline`, dataloaders, optimizer,
+#     schedule) is used only by the `train_detector` stage, which fills in
+#     the annotation files, image folder and the `detector.train` params.
+# A user with a real AG detector writes their own config with at least
+# `model`, `metainfo` and `test_pipeline` (see docs/detector.md).
+
+default_scope = "mmdet"
+
+metainfo = dict(
+    classes=(
+        "person",
+        "bag",
+        "bed",
+        "blanket",
+        "book",
+        "box",
+        "broom",
+        "chair",
+        "closet/cabinet",
+        "clothes",
+        "cup/glass/bottle",
+        "dish",
+        "door",
+        "doorknob",
+        "doorway",
+        "floor",
+        "food",
+        "groceries",
+        "laptop",
+        "light",
+        "medicine",
+        "mirror",
+        "paper/notebook",
+        "phone/camera",
+        "picture",
+        "pillow",
+        "refrigerator",
+        "sandwich",
+        "shelf",
+        "shoe",
+        "sofa/couch",
+        "table",
+        "television",
+        "towel",
+        "vacuum",
+        "window",
+    )
+)
+num_classes = len(metainfo["classes"])
+image_size = (256, 192)  # (width, height) of the synthetic frames
+
+model = dict(
+    type="FasterRCNN",
+    data_preprocessor=dict(
+        type="DetDataPreprocessor",
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_size_divisor=32,
+    ),
+    backbone=dict(
+        type="ResNet",
+        depth=18,
+        base_channels=32,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=-1,
+        norm_cfg=dict(type="BN", requires_grad=True),
+        norm_eval=False,
+        style="pytorch",
+        init_cfg=None,
+    ),
+    neck=dict(type="FPN", in_channels=[32, 64, 128, 256], out_channels=64, num_outs=5),
+    rpn_head=dict(
+        type="RPNHead",
+        in_channels=64,
+        feat_channels=64,
+        anchor_generator=dict(
+            type="AnchorGenerator", scales=[4], ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64]
+        ),
+        bbox_coder=dict(
+            type="DeltaXYWHBBoxCoder",
+            target_means=[0.0, 0.0, 0.0, 0.0],
+            target_stds=[1.0, 1.0, 1.0, 1.0],
+        ),
+        loss_cls=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0),
+        loss_bbox=dict(type="L1Loss", loss_weight=1.0),
+    ),
+    roi_head=dict(
+        type="StandardRoIHead",
+        bbox_roi_extractor=dict(
+            type="SingleRoIExtractor",
+            roi_layer=dict(type="RoIAlign", output_size=7, sampling_ratio=0),
+            out_channels=64,
+            featmap_strides=[4, 8, 16, 32],
+        ),
+        bbox_head=dict(
+            type="Shared2FCBBoxHead",
+            in_channels=64,
+            fc_out_channels=256,
+            roi_feat_size=7,
+            num_classes=num_classes,
+            bbox_coder=dict(
+                type="DeltaXYWHBBoxCoder",
+                target_means=[0.0, 0.0, 0.0, 0.0],
+                target_stds=[0.1, 0.1, 0.2, 0.2],
+            ),
+            reg_class_agnostic=False,
+            loss_cls=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0),
+            loss_bbox=dict(type="L1Loss", loss_weight=1.0),
+        ),
+    ),
+    train_cfg=dict(
+        rpn=dict(
+            assigner=dict(
+                type="MaxIoUAssigner",
+                pos_iou_thr=0.7,
+                neg_iou_thr=0.3,
+                min_pos_iou=0.3,
+                match_low_quality=True,
+                ignore_iof_thr=-1,
+            ),
+            sampler=dict(
+                type="RandomSampler",
+                num=256,
+                pos_fraction=0.5,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=False,
+            ),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False,
+        ),
+        rpn_proposal=dict(
+            nms_pre=1000, max_per_img=500, nms=dict(type="nms", iou_threshold=0.7), min_bbox_size=0
+        ),
+        rcnn=dict(
+            assigner=dict(
+                type="MaxIoUAssigner",
+                pos_iou_thr=0.5,
+                neg_iou_thr=0.5,
+                min_pos_iou=0.5,
+                match_low_quality=False,
+                ignore_iof_thr=-1,
+            ),
+            sampler=dict(
+                type="RandomSampler",
+                num=256,
+                pos_fraction=0.25,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=True,
+            ),
+            pos_weight=-1,
+            debug=False,
+        ),
+    ),
+    # A synthetic frame holds a handful of objects, so 300 proposals are
+    # plenty and keep extraction cheap. `rcnn` is mmdet's own post-processing,
+    # used for the mAP report; extraction applies the AG rules in
+    # `detector.postprocess` (params.yaml) to the raw class scores instead.
+    test_cfg=dict(
+        rpn=dict(
+            nms_pre=1000, max_per_img=300, nms=dict(type="nms", iou_threshold=0.7), min_bbox_size=0
+        ),
+        rcnn=dict(score_thr=0.05, nms=dict(type="nms", iou_threshold=0.5), max_per_img=100),
+    ),
+)
+
+backend_args = None
+train_pipeline = [
+    dict(type="LoadImageFromFile", backend_args=backend_args),
+    dict(type="LoadAnnotations", with_bbox=True),
+    dict(type="Resize", scale=image_size, keep_ratio=True),
+    dict(type="RandomFlip", prob=0.5),
+    dict(type="PackDetInputs"),
+]
+test_pipeline = [
+    dict(type="LoadImageFromFile", backend_args=backend_args),
+    dict(type="Resize", scale=image_size, keep_ratio=True),
+    dict(
+        type="PackDetInputs",
+        meta_keys=("img_id", "img_path", "ori_shape", "img_shape", "scale_factor"),
+    ),
+]
+# The mAP report loads ground truth through the same pipeline.
+eval_pipeline = [
+    dict(type="LoadImageFromFile", backend_args=backend_args),
+    dict(type="Resize", scale=image_size, keep_ratio=True),
+    dict(type="LoadAnnotations", with_bbox=True),
+    dict(
+        type="PackDetInputs",
+        meta_keys=("img_id", "img_path", "ori_shape", "img_shape", "scale_factor"),
+    ),
+]
+
+# ---- training (train_detector stage). ann_file / data_prefix / batch size /
+# iterations / optimizer values are overwritten from params.yaml.
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    sampler=dict(type="InfiniteSampler", shuffle=True),
+    dataset=dict(
+        type="CocoDataset",
+        metainfo=metainfo,
+        data_root="",
+        ann_file="",
+        data_prefix=dict(img=""),
+        filter_cfg=dict(filter_empty_gt=True, min_size=0),
+        pipeline=train_pipeline,
+        backend_args=backend_args,
+    ),
+)
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    drop_last=False,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=dict(
+        type="CocoDataset",
+        metainfo=metainfo,
+        data_root="",
+        ann_file="",
+        data_prefix=dict(img=""),
+        test_mode=True,
+        pipeline=eval_pipeline,
+        backend_args=backend_args,
+    ),
+)
+test_evaluator = dict(type="CocoMetric", ann_file="", metric="bbox")
+test_cfg = dict(type="TestLoop")
+
+max_iters = 300
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=max_iters + 1)
+optim_wrapper = dict(
+    type="OptimWrapper",
+    optimizer=dict(type="SGD", lr=0.02, momentum=0.9, weight_decay=1e-4),
+    clip_grad=dict(max_norm=10.0, norm_type=2),
+)
+# Short linear warm-up (from-scratch SGD at lr 0.02 diverges without it),
+# then a step down for the last quarter of the schedule.
+param_scheduler = [
+    dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=25),
+    dict(type="MultiStepLR", by_epoch=False, milestones=[int(max_iters * 0.75)], gamma=0.1),
+]
+
+default_hooks = dict(
+    timer=dict(type="IterTimerHook"),
+    logger=dict(type="LoggerHook", interval=25),
+    param_scheduler=dict(type="ParamSchedulerHook"),
+    # The stage saves a weights-only checkpoint itself (tensors + plain meta),
+    # so mmengine's checkpoint (with optimizer and message-hub objects) is off.
+    checkpoint=None,
+    sampler_seed=dict(type="DistSamplerSeedHook"),
+)
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+    dist_cfg=dict(backend="gloo"),
+)
+log_processor = dict(type="LogProcessor", window_size=25, by_epoch=False)
+log_level = "WARNING"
+load_from = None
+resume = False
