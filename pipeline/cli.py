@@ -139,6 +139,24 @@ def motion(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 @one_line_errors
+def probe(
+    params: ParamsOption = Path("params.yaml"),
+    out: Annotated[Path, typer.Option(help="Where the probe metrics JSON goes.")] = Path("metrics/probe.json"),
+) -> None:
+    """Certify the benchmark: linear probes of the at-hand motion classes on MFE attributes vs single-frame geometry."""
+    from pipeline.params import load_params
+    from pipeline.probe import run_probe
+
+    settings = load_params(params)
+    result = run_probe(settings.dataset.index_dir, settings.motion.out_path, out)
+    typer.echo(
+        f"{out}: motion {result['motion']['balanced_accuracy']:.3f}, geometry {result['geometry']['balanced_accuracy']:.3f} "
+        f"(chance {result['chance']:.3f}), passed={result['passed']}"
+    )
+
+
+@app.command()
+@one_line_errors
 def text(params: ParamsOption = Path("params.yaml")) -> None:
     """Encode the ASM prompts and class names with the frozen text encoder into HDF5."""
     from pipeline.params import load_params

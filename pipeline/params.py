@@ -112,11 +112,13 @@ class MotionAttributes(Section):
     relative_displacement: bool = True
     log_area_ratio: bool = True
     scale_change: bool = True
+    track_speed: bool = True
 
 
 class MotionParams(Section):
     out_path: str = "features/motion/motion.parquet"
     window_k: int = Field(4, ge=1, le=64)
+    still_fraction: float = Field(0.004, ge=0.0, lt=1.0)
     extras: MotionAttributes = MotionAttributes()
     # > 0 so that boxes that do not overlap are never linked into one track
     det_link_iou: float = Field(0.3, gt=0.0, le=1.0)
@@ -168,6 +170,7 @@ MotionAttributeName = Literal[
     "relative_displacement",
     "log_area_ratio",
     "scale_change",
+    "track_speed",
 ]
 
 
@@ -186,11 +189,12 @@ class ModelParams(Section):
         "velocity",
         "persistence",
         "direction_consistency",
+        "track_speed",
     )
     mim: bool = True
     mim_layers: int = Field(1, ge=1)
     mim_heads: int = Field(8, ge=1)
-    mim_residual: Literal["relation", "motion"] = "relation"
+    mim_residual: Literal["relation", "motion", "both"] = "both"
     asm: bool = True
     asm_lambda: float = Field(1.0, ge=0.0)
     asm_tau_init: float = Field(0.07, gt=0.0)
