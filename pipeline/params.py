@@ -219,6 +219,7 @@ class TrainParams(Section):
     grad_clip: float = Field(5.0, gt=0.0)
     lr_patience: int = Field(1, ge=0)
     lr_factor: float = Field(0.5, gt=0.0, lt=1.0)
+    selection: Literal["best", "last"] = "last"
     sgdet_match_iou: float = Field(0.5, gt=0.0, le=1.0)
     feature_cache_mb: int = Field(512, ge=0)
     seed: int = 0

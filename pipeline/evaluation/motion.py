@@ -25,13 +25,13 @@ from pipeline.evaluation.evaluator import rowwise_iou
 MISSED = "missed"
 
 
-def motion_metrics(
+def at_hand_predictions(
     predictions: pl.DataFrame, objects: pl.DataFrame, iou_threshold: float, legacy_plus_one: bool = True
-) -> dict:
-    """Motion macro recall and the at-hand confusion matrix of a predictions table on ``objects`` (one split)."""
+) -> pl.DataFrame:
+    """One row per at-hand pair of ``objects``: video, frame, object_class, ``truth`` and ``predicted`` class names."""
     pairs = at_hand_pairs(objects).with_row_index("_pair")
     columns = [PREDICATE_INDEX[name] - CONTACTING.start for name in AT_HAND_PREDICATES]
-    candidates = pairs.select("_pair", "frame", "object_class", "x1", "y1", "x2", "y2", "motion_class").join(
+    candidates = pairs.select("_pair", "frame", "object_class", "x1", "y1", "x2", "y2").join(
         predictions.select(
             "frame",
             pl.col("object_label").cast(pl.Int16).alias("object_class"),
@@ -41,7 +41,7 @@ def motion_metrics(
         on=["frame", "object_class"],
         how="inner",
     )
-    predicted = {}
+    predicted: dict[int, str] = {}
     if candidates.height:
         gt_box = candidates.select("x1", "y1", "x2", "y2").to_numpy()
         pred_box = np.asarray(candidates["object_box"].to_list(), dtype=np.float64)
@@ -55,9 +55,23 @@ def motion_metrics(
         for pair, scores in zip(best["_pair"].to_list(), best["_motion_scores"].to_list(), strict=True):
             predicted[pair] = AT_HAND_PREDICATES[int(np.argmax(scores))]
     names = {PREDICATE_INDEX[name]: name for name in AT_HAND_PREDICATES}
+    return pairs.select(
+        "video",
+        "frame",
+        "object_class",
+        truth=pl.col("motion_class").replace_strict(names, return_dtype=pl.String),
+        predicted=pl.Series([predicted.get(pair, MISSED) for pair in pairs["_pair"].to_list()], dtype=pl.String),
+    )
+
+
+def motion_metrics(
+    predictions: pl.DataFrame, objects: pl.DataFrame, iou_threshold: float, legacy_plus_one: bool = True
+) -> dict:
+    """Motion macro recall and the at-hand confusion matrix of a predictions table on ``objects`` (one split)."""
+    pairs = at_hand_predictions(predictions, objects, iou_threshold, legacy_plus_one)
     confusion = {truth: {name: 0 for name in (*AT_HAND_PREDICATES, MISSED)} for truth in AT_HAND_PREDICATES}
-    for pair, motion_class in zip(pairs["_pair"].to_list(), pairs["motion_class"].to_list(), strict=True):
-        confusion[names[motion_class]][predicted.get(pair, MISSED)] += 1
+    for truth, predicted in pairs.select("truth", "predicted").iter_rows():
+        confusion[truth][predicted] += 1
     recalls = {
         truth: row[truth] / sum(row.values()) if sum(row.values()) else None for truth, row in confusion.items()
     }
@@ -65,6 +79,6 @@ def motion_metrics(
     return {
         "motion_macro_recall": 100.0 * float(np.mean(present)) if present else None,
         "motion_class_recall": {k: None if v is None else 100.0 * v for k, v in recalls.items()},
-        "at_hand_pairs": len(pairs),
+        "at_hand_pairs": pairs.height,
         "confusion": confusion,
     }
