@@ -40,13 +40,21 @@ def geometry_features(pairs: pl.DataFrame) -> pl.DataFrame:
     """Single-frame geometry of (object, person) boxes: needs x1..y2 and person_x1..person_y2."""
     pw = pl.col("person_x2") - pl.col("person_x1")
     ph = pl.col("person_y2") - pl.col("person_y1")
-    inter_w = (pl.min_horizontal("x2", "person_x2") - pl.max_horizontal("x1", "person_x1")).clip(lower_bound=0)
-    inter_h = (pl.min_horizontal("y2", "person_y2") - pl.max_horizontal("y1", "person_y1")).clip(lower_bound=0)
+    inter_w = (pl.min_horizontal("x2", "person_x2") - pl.max_horizontal("x1", "person_x1")).clip(
+        lower_bound=0
+    )
+    inter_h = (pl.min_horizontal("y2", "person_y2") - pl.max_horizontal("y1", "person_y1")).clip(
+        lower_bound=0
+    )
     area_o = (pl.col("x2") - pl.col("x1")) * (pl.col("y2") - pl.col("y1"))
     inter = inter_w * inter_h
     return pairs.select(
-        offset_x=((pl.col("x1") + pl.col("x2")) - (pl.col("person_x1") + pl.col("person_x2"))) / 2 / pw,
-        offset_y=((pl.col("y1") + pl.col("y2")) - (pl.col("person_y1") + pl.col("person_y2"))) / 2 / ph,
+        offset_x=((pl.col("x1") + pl.col("x2")) - (pl.col("person_x1") + pl.col("person_x2")))
+        / 2
+        / pw,
+        offset_y=((pl.col("y1") + pl.col("y2")) - (pl.col("person_y1") + pl.col("person_y2")))
+        / 2
+        / ph,
         width_ratio=(pl.col("x2") - pl.col("x1")) / pw,
         height_ratio=(pl.col("y2") - pl.col("y1")) / ph,
         iou=inter / (area_o + pw * ph - inter),
@@ -54,7 +62,12 @@ def geometry_features(pairs: pl.DataFrame) -> pl.DataFrame:
 
 
 def fit_logistic(
-    features: np.ndarray, labels: np.ndarray, classes: int, steps: int = 2000, lr: float = 0.5, l2: float = 1e-3
+    features: np.ndarray,
+    labels: np.ndarray,
+    classes: int,
+    steps: int = 2000,
+    lr: float = 0.5,
+    l2: float = 1e-3,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Class-balanced multinomial logistic regression; returns (mean, std, weights, bias)."""
     mean, std = features.mean(axis=0), features.std(axis=0)
@@ -82,7 +95,9 @@ def balanced_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
     return float(np.mean(recalls)) if recalls else float("nan")
 
 
-def _score(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, classes: int) -> float:
+def _score(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, classes: int
+) -> float:
     mean, std, weights, bias = fit_logistic(train_x, train_y, classes)
     predicted = (((test_x - mean) / std) @ weights + bias).argmax(axis=1)
     return balanced_accuracy(test_y, predicted)
@@ -92,12 +107,16 @@ def probe_tables(frames: pl.DataFrame, objects: pl.DataFrame, motion: pl.DataFra
     """The probe metrics from an index's frames/objects tables and a motion table."""
     attributes = [c for c in motion.columns if c not in PAIR_KEY_COLUMNS]
     pairs = at_hand_pairs(objects).join(
-        frames.select("frame", "person_x1", "person_y1", "person_x2", "person_y2"), on="frame", how="inner"
+        frames.select("frame", "person_x1", "person_y1", "person_x2", "person_y2"),
+        on="frame",
+        how="inner",
     )
     gt_motion = motion.filter(pl.col("source") == "gt").select(
         "frame", pl.col("object_index").alias("object_class"), *attributes
     )
-    pairs = pairs.join(gt_motion.with_columns(pl.col("object_class").cast(pl.Int16)), on=["frame", "object_class"])
+    pairs = pairs.join(
+        gt_motion.with_columns(pl.col("object_class").cast(pl.Int16)), on=["frame", "object_class"]
+    )
     pairs = pairs.with_columns(geometry_features(pairs))
     names = list(AT_HAND_PREDICATES)
     label_of = {PREDICATE_INDEX[name]: i for i, name in enumerate(AT_HAND_PREDICATES)}
@@ -119,7 +138,11 @@ def probe_tables(frames: pl.DataFrame, objects: pl.DataFrame, motion: pl.DataFra
         test.select(attributes).to_numpy().astype(np.float64), test_y, classes,
     )  # fmt: skip
     geometry_score = _score(
-        train.select(GEOMETRY_FEATURES).to_numpy(), train_y, test.select(GEOMETRY_FEATURES).to_numpy(), test_y, classes
+        train.select(GEOMETRY_FEATURES).to_numpy(),
+        train_y,
+        test.select(GEOMETRY_FEATURES).to_numpy(),
+        test_y,
+        classes,
     )
     return {
         "classes": names,
@@ -135,7 +158,8 @@ def probe_tables(frames: pl.DataFrame, objects: pl.DataFrame, motion: pl.DataFra
             "geometry_max_balanced_accuracy": chance + GEOMETRY_MAX_ABOVE_CHANCE,
         },
         "passed": bool(
-            motion_score >= MOTION_MIN_BALANCED_ACCURACY and geometry_score <= chance + GEOMETRY_MAX_ABOVE_CHANCE
+            motion_score >= MOTION_MIN_BALANCED_ACCURACY
+            and geometry_score <= chance + GEOMETRY_MAX_ABOVE_CHANCE
         ),
     }
 
@@ -149,4 +173,3 @@ def run_probe(index_dir: str | Path, motion_path: str | Path, out_path: str | Pa
     result = probe_tables(frames, objects, motion)
     atomic_write_json(out_path, result)
     return result
-

@@ -17,7 +17,11 @@ SMALL = {"d_model": 16, "heads": 2, "mim_heads": 2, "temporal_layers": 1, "dropo
 def lone_pair_logits(residual: str, motion: torch.Tensor) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     spec = random_spec()
-    model = MOSA(ModelParams(**SMALL, mfe=True, mim=True, mim_residual=residual), spec, classify_objects=False).eval()
+    model = MOSA(
+        ModelParams(**SMALL, mfe=True, mim=True, mim_residual=residual),
+        spec,
+        classify_objects=False,
+    ).eval()
     batch = random_batch(spec, frames_per_video=(1,), max_pairs=1)
     assert batch.motion.shape[0] == 1  # one frame holding one pair
     with torch.no_grad():

@@ -38,7 +38,9 @@ def _runs(accuracy: dict[str, float]) -> dict:
     for data in ("d0", "d1"):
         for variant, value in accuracy.items():
             for seed in (0, 1, 2):
-                rng = np.random.default_rng([len(data), seed])  # same videos for every variant of a data seed
+                rng = np.random.default_rng(
+                    [len(data), seed]
+                )  # same videos for every variant of a data seed
                 stats = _stats(rng, 20, value)
                 runs[f"{data}/{variant}/s{seed}"] = {
                     "data": data, "variant": variant, "seed": seed, "mode": "predcls", "train_counts": list(range(26)),
@@ -56,13 +58,20 @@ def test_a_variant_that_loses_motion_gets_a_negative_interval_excluding_zero():
     no_mfe = rows["no-mfe"]
     assert no_mfe["motion macro recall diff"] < 0 and no_mfe["motion macro recall ci_high"] < 0
     no_asm = rows["no-asm"]
-    assert no_asm["motion macro recall diff"] == 0 and no_asm["motion macro recall ci_low"] <= 0 <= no_asm["motion macro recall ci_high"]
+    assert (
+        no_asm["motion macro recall diff"] == 0
+        and no_asm["motion macro recall ci_low"] <= 0 <= no_asm["motion macro recall ci_high"]
+    )
     assert rows["full-motion-permuted"]["motion macro recall ci_high"] < 0
     assert "Δ" in render_paired_markdown(table, "t")
 
 
 def test_metrics_follow_the_definitions_on_the_plain_sample():
-    stats = {k: np.asarray(v, dtype=float) for k, v in _stats(np.random.default_rng(0), 4, 1.0).items() if k != "video"}
+    stats = {
+        k: np.asarray(v, dtype=float)
+        for k, v in _stats(np.random.default_rng(0), 4, 1.0).items()
+        if k != "video"
+    }
     values = metrics_of(stats, np.ones((1, 4)), tail=[0])
     assert set(values) == set(METRICS)
     assert values["motion macro recall"][0] == 100.0 and values["held-out recall"][0] == 50.0

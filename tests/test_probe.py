@@ -36,7 +36,9 @@ def test_motion_attributes_decide_and_single_frame_geometry_does_not(benchmark):
     index, motion = benchmark
     result = probe_tables(index.frames, index.objects, motion)
     assert result["motion"]["balanced_accuracy"] >= MOTION_MIN_BALANCED_ACCURACY, result
-    assert result["geometry"]["balanced_accuracy"] <= result["chance"] + GEOMETRY_MAX_ABOVE_CHANCE, result
+    assert (
+        result["geometry"]["balanced_accuracy"] <= result["chance"] + GEOMETRY_MAX_ABOVE_CHANCE
+    ), result
     assert result["passed"]
 
 
@@ -45,7 +47,9 @@ def test_without_track_speeds_holding_and_at_hand_not_contacting_are_confused(be
     index, _ = benchmark
     params = MotionParams(extras={"relative_displacement": False, "log_area_ratio": False, "scale_change": False,
                                   "track_speed": False})  # fmt: skip
-    result = probe_tables(index.frames, index.objects, motion_table(index.frames, index.objects, params))
+    result = probe_tables(
+        index.frames, index.objects, motion_table(index.frames, index.objects, params)
+    )
     assert result["motion"]["balanced_accuracy"] < MOTION_MIN_BALANCED_ACCURACY
 
 
@@ -64,7 +68,9 @@ def test_held_out_combinations_never_occur_in_train(benchmark):
     objects = index.objects.explode("contacting")
     seen = 0
     for predicate, name in HELD_OUT_COMBOS:
-        combo = (pl.col("contacting") == PREDICATE_INDEX[predicate]) & (pl.col("object_class") == OBJECT_INDEX[name])
+        combo = (pl.col("contacting") == PREDICATE_INDEX[predicate]) & (
+            pl.col("object_class") == OBJECT_INDEX[name]
+        )
         assert objects.filter(combo & (pl.col("split") != "test")).height == 0, (predicate, name)
         seen += objects.filter(combo & (pl.col("split") == "test")).height
     assert seen > 0

@@ -16,22 +16,22 @@ Design, per MOSA component (docs/synthetic_benchmark.md has the reasoning):
 * **motion** — most videos hold one *at-hand* object whose script is drawn
   uniformly from the four motion scripts. In every one of them the object
   sits at the hand with the same single-frame offset distribution,
-  ``A sin(psi) (cos theta, sin theta)`` with uniform psi and theta, so a
-  single frame cannot tell them apart; only who moves over time does:
+  ``R (cos psi, sin psi)`` with uniform psi, so a single frame cannot tell
+  them apart; only who moves over time does:
 
   ===================  ===========  ===========  =========================
   script               person       object       offset to the hand
   ===================  ===========  ===========  =========================
   touching             still        still        constant
-  holding              still        bobs         psi advances per frame
+  holding              still        circles      psi advances per frame
   not_contacting       sways        still        psi advances per frame
   carrying             walks        with hand    constant
   ===================  ===========  ===========  =========================
 
   A still person carries a sub-pixel jitter, below ``motion.still_fraction``.
 * **long tail** — the other contact scripts keep AG-like frequencies, but
-  every tail script has enough videos that the split below can put it in
-  test.
+  every tail script has enough videos (about 4% each) that the split below
+  can put it in test.
 * **splits** — the test videos are stratified by each video's rarest script,
   so test holds every predicate; a few (predicate, object) combinations
   (:data:`HELD_OUT_COMBOS`) never occur in train videos, so compositional
@@ -87,14 +87,19 @@ APPEARANCE: dict[str, tuple[tuple[int, int, int], str, tuple[int, int], tuple[in
 # The at-hand motion scripts: same single-frame geometry, different motion.
 # "not_contacting_hand" is annotated as not_contacting.
 MOTION_SCRIPTS = ("holding", "carrying", "touching", "not_contacting_hand")
-# share of videos that hold one at-hand object (its script uniform over MOTION_SCRIPTS)
-AT_HAND_SHARE = 0.75
-# Amplitude (px) of the at-hand object's offset from its rest position at the hand.
-AT_HAND_AMPLITUDE = 7.0
-# angular frequency (rad per frame number) of the holding bob and the person's sway
-MOTION_FREQUENCY = 0.45
-# px amplitude of a still person's jitter: below the default still threshold (about 1.3 px)
-STILL_JITTER = 0.2
+# The person's hand holds at most one object per video: with these shares a
+# motion script (uniform over MOTION_SCRIPTS) or a tail hand script (uniform
+# over HAND_TAIL_SCRIPTS); otherwise the hand is free.
+AT_HAND_SHARE = 0.7
+HAND_TAIL_SHARE = 0.16
+HAND_TAIL_SCRIPTS = ("other_relationship", "wiping", "writing_on", "twisting")
+# Radius (px) of the circle the at-hand object's offset from its rest position lies on.
+AT_HAND_RADIUS = 8.0
+# angular speed (rad per frame number) of the holding circle and of the person's sway:
+# below 2 pi / 29 (the longest frame gap), so no sampled gap aliases to a still pair
+MOTION_FREQUENCY = 0.2
+# px amplitude of a still person's jitter: far below the default still threshold (about 1.3 px)
+STILL_JITTER = 0.1
 
 # Other contact scripts -> (weight, allowed classes), AG-like long tail. Far
 # not_contacting objects are never hand-held classes, so a pair with a
@@ -109,14 +114,13 @@ SCRIPTS: dict[str, tuple[float, tuple[str, ...]]] = {
     "eating": (2.0, ("food", "sandwich")),
     "drinking_from": (2.0, ("cup/glass/bottle",)),
     "covered_by": (1.5, ("blanket",)),
-    "wiping": (1.5, ("towel",)),
-    "other_relationship": (1.5, HAND_HELD),
-    "writing_on": (1.5, ("paper/notebook",)),
     "have_it_on_the_back": (1.5, ("bag",)),
-    "twisting": (1.5, ("doorknob",)),
+    # hand scripts: drawn only through the hand slot (see HAND_TAIL_SHARE)
+    "wiping": (0.0, ("towel",)),
+    "other_relationship": (0.0, HAND_HELD),
+    "writing_on": (0.0, ("paper/notebook",)),
+    "twisting": (0.0, ("doorknob",)),
 }
-# Scripts that occupy the person's hand: at most one per video.
-HAND_SCRIPTS = (*MOTION_SCRIPTS, "other_relationship", "wiping", "writing_on", "twisting")
 # (contacting predicate, object class) pairs that no train video holds.
 HELD_OUT_COMBOS: tuple[tuple[str, str], ...] = (
     ("holding", "laptop"),
@@ -146,15 +150,16 @@ def plan_video(seed: int, index: int, params: SynthParams) -> VideoPlan:
     rng = np.random.default_rng([seed, index, 1])
     n_frames = int(rng.integers(params.min_frames, params.max_frames + 1))
     scripts: list[str] = []
-    if rng.random() < AT_HAND_SHARE:
+    hand = rng.random()
+    if hand < AT_HAND_SHARE:
         scripts.append(MOTION_SCRIPTS[int(rng.integers(len(MOTION_SCRIPTS)))])
+    elif hand < AT_HAND_SHARE + HAND_TAIL_SHARE:
+        scripts.append(HAND_TAIL_SCRIPTS[int(rng.integers(len(HAND_TAIL_SCRIPTS)))])
     names = list(SCRIPTS)
     weights = np.array([SCRIPTS[name][0] for name in names])
     n_others = int(rng.choice([0, 1, 2, 3], p=[0.3, 0.35, 0.25, 0.1])) + (0 if scripts else 1)
     for _ in range(n_others):
         script = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-        if script in HAND_SCRIPTS and any(s in HAND_SCRIPTS for s in scripts):
-            continue
         if "carrying" in scripts and script != "not_contacting":
             continue  # a walking person cannot also sit, lie or lean
         scripts.append(script)
@@ -190,7 +195,11 @@ def stratified_test_videos(plans: list[VideoPlan], test_fraction: float, seed: i
             counts[script] = counts.get(script, 0) + 1
     strata: dict[str, list[int]] = {}
     for index, plan in enumerate(plans):
-        key = "short" if plan.n_frames < 3 else min(plan.scripts, key=lambda s: (counts[s], s), default="none")
+        key = (
+            "short"
+            if plan.n_frames < 3
+            else min(plan.scripts, key=lambda s: (counts[s], s), default="none")
+        )
         strata.setdefault(key, []).append(index)
     rng = np.random.default_rng([seed, 999])
     test: set[int] = set()
@@ -218,7 +227,9 @@ class Placed:
 class _Video:
     """Scripts one video: person trajectory, objects and their relation scripts."""
 
-    def __init__(self, rng: np.random.Generator, params: SynthParams, name: str, plan: VideoPlan, split: str):
+    def __init__(
+        self, rng: np.random.Generator, params: SynthParams, name: str, plan: VideoPlan, split: str
+    ):
         self.rng, self.params, self.name, self.split = rng, params, name, split
         self.width, self.height = params.width, params.height
         n_frames = plan.n_frames
@@ -240,8 +251,8 @@ class _Video:
         self.person_x0 -= self.velocity * (self.frame_numbers[-1] - self.frame_numbers[0]) / 2
         self.person_top = float(rng.uniform(35, self.height - self.person_h - 22))
         self.phase = float(rng.uniform(0, 2 * math.pi))
-        # direction of the at-hand offset (and of the sway that produces it)
-        self.offset_angle = float(rng.uniform(0, 2 * math.pi))
+        # sense of rotation of the at-hand circle (holding) or of the sway (not_contacting)
+        self.turn = 1 if rng.random() < 0.5 else -1
         self.anchors = {name: self._anchor(name, script) for name, script in self.scripts.items()}
 
     def _size(self, name: str) -> tuple[float, float]:
@@ -254,10 +265,9 @@ class _Video:
                 "behind": bool(self.rng.random() < 0.5)}  # fmt: skip
 
     def at_hand_offset(self, frame_number: int, moving: bool) -> tuple[float, float]:
-        """Offset of an at-hand object from its rest position: psi advances only when ``moving``."""
-        psi = self.phase + (MOTION_FREQUENCY * frame_number if moving else 0.0)
-        amount = AT_HAND_AMPLITUDE * math.sin(psi)
-        return amount * math.cos(self.offset_angle), amount * math.sin(self.offset_angle)
+        """Offset of an at-hand object from its rest position, R (cos psi, sin psi): psi advances only when ``moving``."""
+        psi = self.phase + (self.turn * MOTION_FREQUENCY * frame_number if moving else 0.0)
+        return AT_HAND_RADIUS * math.cos(psi), AT_HAND_RADIUS * math.sin(psi)
 
     def _person_shift(self, frame_number: int) -> tuple[float, float]:
         dt = frame_number - self.frame_numbers[0]
@@ -303,7 +313,10 @@ class _Video:
             cx, cy = x1 + pw / 2 + self.gaze * pw * 0.45, y1 + 0.1 * ph
             contacting = [script, "holding"] if script == "drinking_from" else [script]
         elif script == "wiping":
-            cx, cy = hx + self.side * (w * 0.3 + 8.0 * math.sin(0.9 * frame_number + self.phase)), hy + 0.25 * ph
+            cx, cy = (
+                hx + self.side * (w * 0.3 + 8.0 * math.sin(0.9 * frame_number + self.phase)),
+                hy + 0.25 * ph,
+            )
         elif script == "writing_on":
             cx, cy = hx + self.side * w * 0.2, hy + 0.2 * ph
         elif script == "twisting":
@@ -401,14 +414,19 @@ def _draw_object(draw: ImageDraw.ImageDraw, placed: Placed) -> None:
         draw.polygon([(x1, y2), (x2, y2), ((x1 + x2) / 2, y1)], fill=colour, outline=outline)
     elif shape == "trapezoid":
         inset = (x2 - x1) * 0.2
-        draw.polygon([(x1, y2), (x2, y2), (x2 - inset, y1), (x1 + inset, y1)], fill=colour, outline=outline)
+        draw.polygon(
+            [(x1, y2), (x2, y2), (x2 - inset, y1), (x1 + inset, y1)], fill=colour, outline=outline
+        )
     elif shape == "chair":
         draw.rectangle((x1, y1, x1 + (x2 - x1) * 0.25, y2), fill=colour)
         draw.rectangle((x1, y1 + (y2 - y1) * 0.5, x2, y1 + (y2 - y1) * 0.65), fill=colour)
         draw.rectangle((x2 - (x2 - x1) * 0.15, y1 + (y2 - y1) * 0.5, x2, y2), fill=colour)
     elif shape == "sofa":
         draw.rounded_rectangle((x1, y1, x2, y2), radius=8, fill=colour, outline=outline, width=3)
-        draw.rectangle((x1 + 8, y1 + (y2 - y1) * 0.45, x2 - 8, y2 - 6), fill=tuple(min(255, c + 50) for c in colour))
+        draw.rectangle(
+            (x1 + 8, y1 + (y2 - y1) * 0.45, x2 - 8, y2 - 6),
+            fill=tuple(min(255, c + 50) for c in colour),
+        )
     elif shape == "bed":
         draw.rectangle((x1, y1 + (y2 - y1) * 0.3, x2, y2), fill=colour, outline=outline, width=2)
         draw.rectangle((x1, y1, x1 + 10, y2), fill=outline)
@@ -423,7 +441,10 @@ def _draw_person(draw: ImageDraw.ImageDraw, box, gaze: int, eye_visible: bool) -
     head_r = (x2 - x1) * 0.32
     cx = (x1 + x2) / 2
     draw.rectangle((x1, y1 + 2 * head_r, x2, y2), fill=PERSON_COLOUR)
-    draw.ellipse((cx - head_r, y1, cx + head_r, y1 + 2 * head_r), fill=SKIN if eye_visible else (150, 150, 150))
+    draw.ellipse(
+        (cx - head_r, y1, cx + head_r, y1 + 2 * head_r),
+        fill=SKIN if eye_visible else (150, 150, 150),
+    )
     if eye_visible:
         ex, ey = cx + gaze * head_r * 0.55, y1 + head_r * 0.9
         draw.ellipse((ex - 2.5, ey - 2.5, ex + 2.5, ey + 2.5), fill=(0, 0, 0))
@@ -439,7 +460,12 @@ def _background(rng: np.random.Generator, width: int, height: int) -> Image.Imag
 def _video_name(index: int, seed: int) -> str:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     rng = np.random.default_rng([seed, index, 7])
-    return "S" + "".join(alphabet[i] for i in rng.integers(0, len(alphabet), size=4)) + f"{index:03d}" + ".mp4"
+    return (
+        "S"
+        + "".join(alphabet[i] for i in rng.integers(0, len(alphabet), size=4))
+        + f"{index:03d}"
+        + ".mp4"
+    )
 
 
 def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPlan | None = None):
@@ -470,7 +496,9 @@ def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPla
         images[key] = image
 
         detected = rng.random() > 0.07
-        box = np.array([person], dtype=np.float32) if detected else np.zeros((0, 4), dtype=np.float32)
+        box = (
+            np.array([person], dtype=np.float32) if detected else np.zeros((0, 4), dtype=np.float32)
+        )
         n = box.shape[0]
         person_ann[key] = {
             "bbox": box,
@@ -486,10 +514,19 @@ def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPla
             entry = {
                 "class": item.name,
                 "bbox": (x1, y1, round(x2 - x1, 1), round(y2 - y1, 1)) if item.visible else None,
-                "attention_relationship": [attention_label(item.box, person, video.gaze, eye_visible)] if item.visible else None,
-                "spatial_relationship": spatial_labels(item.box, person, item.in_front) if item.visible else None,
+                "attention_relationship": [
+                    attention_label(item.box, person, video.gaze, eye_visible)
+                ]
+                if item.visible
+                else None,
+                "spatial_relationship": spatial_labels(item.box, person, item.in_front)
+                if item.visible
+                else None,
                 "contacting_relationship": list(item.contacting) if item.visible else None,
-                "metadata": {"tag": f"{name}/{item.name.replace('/', '_')}/{frame_number:06d}", "set": split},
+                "metadata": {
+                    "tag": f"{name}/{item.name.replace('/', '_')}/{frame_number:06d}",
+                    "set": split,
+                },
                 "visible": item.visible,
             }
             objects.append(entry)
@@ -513,7 +550,9 @@ def write_synthetic_ag(out_dir: str | Path, params: SynthParams, progress: bool 
     n_test = len(test_ids)
 
     person_all, object_all, frame_keys = {}, {}, []
-    for index in tqdm(range(params.videos), desc="synth videos", disable=not progress, unit="video"):
+    for index in tqdm(
+        range(params.videos), desc="synth videos", disable=not progress, unit="video"
+    ):
         split = "test" if index in test_ids else "train"
         images, person_ann, object_ann = synthesize_video(params, index, split, plans[index])
         for key, image in images.items():

@@ -26,7 +26,10 @@ MISSED = "missed"
 
 
 def at_hand_predictions(
-    predictions: pl.DataFrame, objects: pl.DataFrame, iou_threshold: float, legacy_plus_one: bool = True
+    predictions: pl.DataFrame,
+    objects: pl.DataFrame,
+    iou_threshold: float,
+    legacy_plus_one: bool = True,
 ) -> pl.DataFrame:
     """One row per at-hand pair of ``objects``: video, frame, object_class, ``truth`` and ``predicted`` class names."""
     pairs = at_hand_pairs(objects).with_row_index("_pair")
@@ -36,7 +39,9 @@ def at_hand_predictions(
             "frame",
             pl.col("object_label").cast(pl.Int16).alias("object_class"),
             "object_box",
-            pl.concat_list(pl.col("contacting").list.get(c) for c in columns).alias("_motion_scores"),
+            pl.concat_list(pl.col("contacting").list.get(c) for c in columns).alias(
+                "_motion_scores"
+            ),
         ),
         on=["frame", "object_class"],
         how="inner",
@@ -52,7 +57,9 @@ def at_hand_predictions(
             .sort("_pair", "_iou", descending=[False, True])
             .unique("_pair", keep="first", maintain_order=True)
         )
-        for pair, scores in zip(best["_pair"].to_list(), best["_motion_scores"].to_list(), strict=True):
+        for pair, scores in zip(
+            best["_pair"].to_list(), best["_motion_scores"].to_list(), strict=True
+        ):
             predicted[pair] = AT_HAND_PREDICATES[int(np.argmax(scores))]
     names = {PREDICATE_INDEX[name]: name for name in AT_HAND_PREDICATES}
     return pairs.select(
@@ -60,20 +67,28 @@ def at_hand_predictions(
         "frame",
         "object_class",
         truth=pl.col("motion_class").replace_strict(names, return_dtype=pl.String),
-        predicted=pl.Series([predicted.get(pair, MISSED) for pair in pairs["_pair"].to_list()], dtype=pl.String),
+        predicted=pl.Series(
+            [predicted.get(pair, MISSED) for pair in pairs["_pair"].to_list()], dtype=pl.String
+        ),
     )
 
 
 def motion_metrics(
-    predictions: pl.DataFrame, objects: pl.DataFrame, iou_threshold: float, legacy_plus_one: bool = True
+    predictions: pl.DataFrame,
+    objects: pl.DataFrame,
+    iou_threshold: float,
+    legacy_plus_one: bool = True,
 ) -> dict:
     """Motion macro recall and the at-hand confusion matrix of a predictions table on ``objects`` (one split)."""
     pairs = at_hand_predictions(predictions, objects, iou_threshold, legacy_plus_one)
-    confusion = {truth: {name: 0 for name in (*AT_HAND_PREDICATES, MISSED)} for truth in AT_HAND_PREDICATES}
+    confusion = {
+        truth: {name: 0 for name in (*AT_HAND_PREDICATES, MISSED)} for truth in AT_HAND_PREDICATES
+    }
     for truth, predicted in pairs.select("truth", "predicted").iter_rows():
         confusion[truth][predicted] += 1
     recalls = {
-        truth: row[truth] / sum(row.values()) if sum(row.values()) else None for truth, row in confusion.items()
+        truth: row[truth] / sum(row.values()) if sum(row.values()) else None
+        for truth, row in confusion.items()
     }
     present = [value for value in recalls.values() if value is not None]
     return {

@@ -36,7 +36,12 @@ from pipeline.model.batch import gather_padded, scatter_mean
 
 class MotionInteractionLayer(nn.Module):
     def __init__(
-        self, d_model: int, heads: int, dropout: float, residual: Literal["relation", "motion", "both"], pre_norm: bool = True
+        self,
+        d_model: int,
+        heads: int,
+        dropout: float,
+        residual: Literal["relation", "motion", "both"],
+        pre_norm: bool = True,
     ) -> None:
         super().__init__()
         self.residual = residual
@@ -44,7 +49,10 @@ class MotionInteractionLayer(nn.Module):
         self.attention = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
         self.norm_attention = nn.LayerNorm(d_model)
         self.ffn = nn.Sequential(
-            nn.Linear(d_model, 2 * d_model), nn.ReLU(), nn.Dropout(dropout), nn.Linear(2 * d_model, d_model)
+            nn.Linear(d_model, 2 * d_model),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(2 * d_model, d_model),
         )
         self.norm_ffn = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
@@ -54,10 +62,14 @@ class MotionInteractionLayer(nn.Module):
         base = {"relation": relation, "motion": motion, "both": relation + motion}[self.residual]
         if self.pre_norm:
             query, keys = self.norm_attention(motion), self.norm_attention(relation)
-            attended, _ = self.attention(query, keys, keys, key_padding_mask=padding, need_weights=False)
+            attended, _ = self.attention(
+                query, keys, keys, key_padding_mask=padding, need_weights=False
+            )
             hidden = base + self.dropout(attended)
             return hidden + self.dropout(self.ffn(self.norm_ffn(hidden)))
-        attended, _ = self.attention(motion, relation, relation, key_padding_mask=padding, need_weights=False)
+        attended, _ = self.attention(
+            motion, relation, relation, key_padding_mask=padding, need_weights=False
+        )
         hidden = self.norm_attention(base + self.dropout(attended))
         return self.norm_ffn(hidden + self.dropout(self.ffn(hidden)))
 
@@ -76,7 +88,8 @@ class MotionInteraction(nn.Module):
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            MotionInteractionLayer(d_model, heads, dropout, residual, pre_norm) for _ in range(layers)
+            MotionInteractionLayer(d_model, heads, dropout, residual, pre_norm)
+            for _ in range(layers)
         )
 
     def forward(self, motion: Tensor, relation: Tensor, frame_pairs: Tensor) -> Tensor:

@@ -131,7 +131,10 @@ def _track_order(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
 
 
 def motion_attributes(
-    pairs: pl.DataFrame, window_k: int, extras: dict[str, bool], still_fraction: float = STILL_FRACTION
+    pairs: pl.DataFrame,
+    window_k: int,
+    extras: dict[str, bool],
+    still_fraction: float = STILL_FRACTION,
 ) -> pl.DataFrame:
     """Compute the MFE attributes of every row of a pair table.
 
@@ -192,7 +195,9 @@ def motion_attributes(
     return result
 
 
-def _attribute_expressions(tracks: pl.LazyFrame, window_k: int, still_fraction: float) -> pl.LazyFrame:
+def _attribute_expressions(
+    tracks: pl.LazyFrame, window_k: int, still_fraction: float
+) -> pl.LazyFrame:
     """All attribute columns of a pair table in track order with a ``_first`` flag per track start."""
 
     def change(column: str) -> pl.Expr:
@@ -217,7 +222,9 @@ def _attribute_expressions(tracks: pl.LazyFrame, window_k: int, still_fraction: 
     track_id = pl.col("_first").cast(pl.UInt32).cum_sum()
 
     def track_mean_speed(move: pl.Expr) -> pl.Expr:
-        speed = pl.when(pl.col("_first")).then(None).otherwise(move / pl.col("_diag") / pl.col("_step"))
+        speed = (
+            pl.when(pl.col("_first")).then(None).otherwise(move / pl.col("_diag") / pl.col("_step"))
+        )
         return speed.mean().over(track_id).fill_null(0.0)
 
     return (

@@ -66,11 +66,23 @@ FAIR_VARIANTS: tuple[Variant, ...] = (
     Variant(
         "baseline",
         "baseline (MFE, MIM, ASM, weights off; gamma kept)",
-        ("model.mfe=false", "model.mim=false", "model.asm=false", "model.loss.category_weighted=false"),
+        (
+            "model.mfe=false",
+            "model.mim=false",
+            "model.asm=false",
+            "model.loss.category_weighted=false",
+        ),
     ),
 )
 PERMUTED = "full-motion-permuted"
-METRICS = ("motion macro recall", "R@20 with", "mR@20 with", "mR@20 no", "held-out recall", "tail mR@20 with")
+METRICS = (
+    "motion macro recall",
+    "R@20 with",
+    "mR@20 with",
+    "mR@20 no",
+    "held-out recall",
+    "tail mR@20 with",
+)
 
 
 def budget_overrides(epochs: int) -> tuple[str, ...]:
@@ -85,9 +97,14 @@ def video_statistics(table: pl.DataFrame, params: Params, data) -> dict[str, lis
     """Sufficient statistics of the test split's videos for every metric in :data:`METRICS`."""
     frames = data.index_frames.filter(pl.col("split") == "test")
     objects = data.index_objects.filter(pl.col("split") == "test")
-    pairs = at_hand_predictions(table, objects, params.evaluate.iou_threshold, params.evaluate.legacy_plus_one)
+    pairs = at_hand_predictions(
+        table, objects, params.evaluate.iou_threshold, params.evaluate.legacy_plus_one
+    )
     held_out = pl.DataFrame(
-        {"truth": [p for p, _ in HELD_OUT_COMBOS], "object_class": [OBJECT_INDEX[c] for _, c in HELD_OUT_COMBOS]},
+        {
+            "truth": [p for p, _ in HELD_OUT_COMBOS],
+            "object_class": [OBJECT_INDEX[c] for _, c in HELD_OUT_COMBOS],
+        },
         schema={"truth": pl.String, "object_class": pl.Int16},
     )
     held = pairs.join(held_out, on=["truth", "object_class"], how="semi")
@@ -95,7 +112,9 @@ def video_statistics(table: pl.DataFrame, params: Params, data) -> dict[str, lis
                                               "motion_correct", "motion_total", "held_correct", "held_total")}  # fmt: skip
     for video in sorted(frames["video"].unique().to_list()):
         video_frames = frames.filter(pl.col("video") == video)
-        truth = ground_truth_for_mode(video_frames, objects.filter(pl.col("video") == video), "test", data.mode)
+        truth = ground_truth_for_mode(
+            video_frames, objects.filter(pl.col("video") == video), "test", data.mode
+        )
         if truth.num_frames == 0:
             continue
         mine = table.filter(pl.col("frame").is_in(video_frames["frame"].implode()))
@@ -109,9 +128,14 @@ def video_statistics(table: pl.DataFrame, params: Params, data) -> dict[str, lis
         stats["hits_with"].append(results["with"].predicate_hits[0].tolist())
         stats["hits_no"].append(results["no"].predicate_hits[0].tolist())
         stats["counts"].append(results["with"].predicate_counts.tolist())
-        stats["motion_total"].append([int((video_pairs["truth"] == c).sum()) for c in AT_HAND_PREDICATES])
+        stats["motion_total"].append(
+            [int((video_pairs["truth"] == c).sum()) for c in AT_HAND_PREDICATES]
+        )
         stats["motion_correct"].append(
-            [int(((video_pairs["truth"] == c) & (video_pairs["predicted"] == c)).sum()) for c in AT_HAND_PREDICATES]
+            [
+                int(((video_pairs["truth"] == c) & (video_pairs["predicted"] == c)).sum())
+                for c in AT_HAND_PREDICATES
+            ]
         )
         stats["held_total"].append(video_held.height)
         stats["held_correct"].append(int((video_held["truth"] == video_held["predicted"]).sum()))
@@ -124,7 +148,9 @@ def tail_predicates(train_counts: Sequence[int]) -> list[int]:
     return [i for _, i in seen[: max(1, len(seen) // 3)]]
 
 
-def metrics_of(stats: dict[str, np.ndarray], weights: np.ndarray, tail: Sequence[int]) -> dict[str, np.ndarray]:
+def metrics_of(
+    stats: dict[str, np.ndarray], weights: np.ndarray, tail: Sequence[int]
+) -> dict[str, np.ndarray]:
     """Every metric (percent) for each row of ``weights`` ([B, V] video multiplicities)."""
 
     def total(key: str) -> np.ndarray:
@@ -168,7 +194,9 @@ def run_one(settings: dict, overrides: Sequence[str], mode: str) -> dict:
         val_objects = data.index_objects.filter(pl.col("split") == "val")
 
         def validate(table: pl.DataFrame) -> dict[str, float]:
-            motion = motion_metrics(table, val_objects, params.evaluate.iou_threshold, params.evaluate.legacy_plus_one)
+            motion = motion_metrics(
+                table, val_objects, params.evaluate.iou_threshold, params.evaluate.legacy_plus_one
+            )
             return {**base(table), "motion macro recall": motion["motion_macro_recall"] or math.nan}
 
         result = fit(
@@ -178,12 +206,17 @@ def run_one(settings: dict, overrides: Sequence[str], mode: str) -> dict:
         table = predict(model, data.batches(params, "test"), mode)
         record = {
             "overrides": list(overrides),
-            "curve": [{"epoch": r.epoch, "loss": r.losses.get("total"), **r.validation} for r in result.history],
+            "curve": [
+                {"epoch": r.epoch, "loss": r.losses.get("total"), **r.validation}
+                for r in result.history
+            ],
             "train_counts": predicate_counts(data.relations).tolist(),
             "stats": video_statistics(table, params, data),
         }
         if model.mfe is not None:
-            permuted = predict(model, _permuted_motion(data.batches(params, "test"), params.train.seed), mode)
+            permuted = predict(
+                model, _permuted_motion(data.batches(params, "test"), params.train.seed), mode
+            )
             record["permuted_stats"] = video_statistics(permuted, params, data)
     record["seconds"] = time.perf_counter() - started
     return record
@@ -208,9 +241,20 @@ def run_paired_ablation(
                 key = f"{data_name}/{variant.name}/s{seed}"
                 if key in runs:
                     continue
-                overrides = [*data_sets, *budget_overrides(epochs), f"train.seed={seed}", *variant.overrides]
+                overrides = [
+                    *data_sets,
+                    *budget_overrides(epochs),
+                    f"train.seed={seed}",
+                    *variant.overrides,
+                ]
                 record = run_one(settings, overrides, mode)
-                runs[key] = {"data": data_name, "variant": variant.name, "seed": seed, "mode": mode, **record}
+                runs[key] = {
+                    "data": data_name,
+                    "variant": variant.name,
+                    "seed": seed,
+                    "mode": mode,
+                    **record,
+                }
                 atomic_write_json(runs_path, runs)
                 last = record["curve"][-1]
                 log(f"{key}: {record['seconds']:.0f}s, last epoch val R@20 {last['R@20']:.1f}, "
@@ -225,13 +269,17 @@ def _arrays(stats: dict[str, list]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.float64) for k, v in stats.items() if k != "video"}
 
 
-def paired_table(runs: dict, resamples: int = 2000, seed: int = 0, variants: Sequence[Variant] = FAIR_VARIANTS) -> pl.DataFrame:
+def paired_table(
+    runs: dict, resamples: int = 2000, seed: int = 0, variants: Sequence[Variant] = FAIR_VARIANTS
+) -> pl.DataFrame:
     """Per variant and metric: mean over runs, paired mean difference from full, 95% bootstrap CI."""
     if not runs:
         raise DataError("no runs recorded: run `mosa ablate --in-process` first")
     records = list(runs.values())
     data_names = sorted({r["data"] for r in records})
-    labels = {v.name: v.label for v in variants} | {PERMUTED: "full, motion permuted at test (control)"}
+    labels = {v.name: v.label for v in variants} | {
+        PERMUTED: "full, motion permuted at test (control)"
+    }
     names = [v.name for v in variants if any(r["variant"] == v.name for r in records)]
     if "full" not in names:
         raise DataError("the runs hold no 'full' variant to pair with")
@@ -241,15 +289,21 @@ def paired_table(runs: dict, resamples: int = 2000, seed: int = 0, variants: Seq
     for data_name in data_names:
         mine = [r for r in records if r["data"] == data_name]
         videos = len(mine[0]["stats"]["video"])
-        weights = np.vstack([np.ones(videos), rng.multinomial(videos, np.full(videos, 1 / videos), size=resamples)])
+        weights = np.vstack(
+            [np.ones(videos), rng.multinomial(videos, np.full(videos, 1 / videos), size=resamples)]
+        )
         tail = tail_predicates(next(r for r in mine if r["variant"] == "full")["train_counts"])
         table: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         for r in mine:
             if r["stats"]["video"] != mine[0]["stats"]["video"]:
-                raise DataError(f"{data_name}: runs disagree on the test videos; rerun them on one index")
+                raise DataError(
+                    f"{data_name}: runs disagree on the test videos; rerun them on one index"
+                )
             table[(r["variant"], r["seed"])] = metrics_of(_arrays(r["stats"]), weights, tail)
             if r["variant"] == "full" and "permuted_stats" in r:
-                table[(PERMUTED, r["seed"])] = metrics_of(_arrays(r["permuted_stats"]), weights, tail)
+                table[(PERMUTED, r["seed"])] = metrics_of(
+                    _arrays(r["permuted_stats"]), weights, tail
+                )
         per_data[data_name] = table
     rows = []
     for name in [*names, PERMUTED]:
@@ -273,7 +327,11 @@ def paired_table(runs: dict, resamples: int = 2000, seed: int = 0, variants: Seq
                                                 for s in pairs], axis=0))  # fmt: skip
             diff = np.nanmean(per_seed, axis=0)
             low, high = np.nanpercentile(diff[1:], [2.5, 97.5])
-            row[f"{metric} diff"], row[f"{metric} ci_low"], row[f"{metric} ci_high"] = float(diff[0]), float(low), float(high)
+            row[f"{metric} diff"], row[f"{metric} ci_low"], row[f"{metric} ci_high"] = (
+                float(diff[0]),
+                float(low),
+                float(high),
+            )
         rows.append(row)
     return pl.DataFrame(rows)
 
@@ -297,14 +355,22 @@ def render_paired_markdown(table: pl.DataFrame, title: str) -> str:
 
 def learning_curves(runs: dict, variants: Sequence[str] = ("full", "baseline")) -> str:
     """Markdown: per-epoch validation R@20, motion macro recall and train loss, mean over runs."""
-    lines = ["| variant | epoch | train loss | val R@20 | val motion macro recall |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| variant | epoch | train loss | val R@20 | val motion macro recall |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name in variants:
         curves = [r["curve"] for r in runs.values() if r["variant"] == name]
         if not curves:
             continue
         for epoch in range(min(len(c) for c in curves)):
-            mean = {k: float(np.nanmean([c[epoch][k] for c in curves])) for k in ("loss", "R@20", "motion macro recall")}
-            lines.append(f"| {name} | {epoch + 1} | {mean['loss']:.4f} | {mean['R@20']:.1f} | {mean['motion macro recall']:.1f} |")
+            mean = {
+                k: float(np.nanmean([c[epoch][k] for c in curves]))
+                for k in ("loss", "R@20", "motion macro recall")
+            }
+            lines.append(
+                f"| {name} | {epoch + 1} | {mean['loss']:.4f} | {mean['R@20']:.1f} | {mean['motion macro recall']:.1f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -316,7 +382,11 @@ def write_paired_tables(runs_path: Path, out_dir: Path, resamples: int = 2000) -
     data = sorted({r["data"] for r in runs.values()})
     seeds = sorted({r["seed"] for r in runs.values()})
     title = f"{mode}, {len(data)} data seed(s) x training seeds {seeds}"
-    markdown = render_paired_markdown(table, title) + "\nLearning curves (validation, mean over runs):\n\n" + learning_curves(runs)
+    markdown = (
+        render_paired_markdown(table, title)
+        + "\nLearning curves (validation, mean over runs):\n\n"
+        + learning_curves(runs)
+    )
     stem = Path(out_dir) / f"ablation_{mode}_paired"
     atomic_write_text(stem.with_suffix(".md"), markdown)
     atomic_write_text(stem.with_suffix(".csv"), table.write_csv(float_precision=3))
