@@ -58,7 +58,8 @@ def test_predcls_pairs_carry_index_targets_and_motion_rows(world):
     motion = pl.read_parquet(world.motion.out_path).filter(
         (pl.col("source") == "gt") & (pl.col("frame") == pairs.frames[0]) & (pl.col("object_index") == 10)
     )
-    assert np.allclose(pairs.motion[row], motion.select("distance", "velocity", "persistence", "direction_consistency").row(0))
+    assert np.allclose(pairs.motion[row], motion.select(*data.source.motion_columns).row(0))
+    assert data.source.motion_columns[-2:] == ["subject_speed", "object_speed"]
 
 
 def test_sgcls_drops_small_objects(world):
@@ -135,7 +136,9 @@ def test_train_and_evaluate_write_checkpoints_logs_and_metrics(world, tmp_path):
     assert {"R@20", "mR@20"} <= set(logged["val"]) and "total" in logged["train"]["loss"]
 
     metrics = evaluate_mode(params, "predcls", tmp_path / "pred.parquet", tmp_path / "metrics.json", tmp_path / "recall.csv")
-    assert set(metrics) == {"with", "semi", "no"} and 0 <= metrics["with"]["R@20"] <= 100
+    assert set(metrics) == {"with", "semi", "no", "motion", "predicate_recall"} and 0 <= metrics["with"]["R@20"] <= 100
+    assert set(metrics["predicate_recall"]["with"]) == set(PREDICATES)
+    assert {"motion_macro_recall", "confusion"} <= set(metrics["motion"])
     assert len(read_predictions(tmp_path / "pred.parquet")) == 8  # the test video: 4 frames x 2 objects
     assert pl.read_csv(tmp_path / "recall.csv").height == NUM_PREDICATES
 
