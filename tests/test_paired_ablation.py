@@ -84,3 +84,50 @@ def test_variants_differ_from_full_in_one_switch_and_baseline_keeps_gamma():
     assert not any("gamma" in o for o in by_name["baseline"].overrides)
     assert by_name["gamma-0"].overrides == ("model.loss.gamma=0",)
     assert tail_predicates([0, 5, 1, 9, 3, 7]) == [2]
+
+
+def test_in_process_runs_train_every_variant_and_render(tmp_path):
+    import yaml
+
+    from pipeline.training.paired_ablation import run_paired_ablation, write_paired_tables
+    from support.training_caches import write_synthetic_caches
+
+    params = write_synthetic_caches(tmp_path / "world")
+    small = [
+        "model.d_model=16",
+        "model.heads=2",
+        "model.mim_heads=2",
+        "model.temporal_layers=1",
+        "train.batch_videos=2",
+    ]
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    variants = tuple(v for v in FAIR_VARIANTS if v.name in ("full", "no-mfe"))
+    runs_path = tmp_path / "runs.json"
+    runs = run_paired_ablation(
+        params_path, {"d0": small}, [0], 2, "predcls", runs_path, variants, log=lambda _: None
+    )
+    assert set(runs) == {"d0/full/s0", "d0/no-mfe/s0"}
+    full = runs["d0/full/s0"]
+    assert (
+        len(full["curve"]) == 2
+        and "permuted_stats" in full
+        and "permuted_stats" not in runs["d0/no-mfe/s0"]
+    )
+    assert (
+        "train.selection=last" in full["overrides"]
+        and "model.mfe=false" in runs["d0/no-mfe/s0"]["overrides"]
+    )
+    # resuming skips finished runs
+    resumed = run_paired_ablation(
+        params_path, {"d0": small}, [0], 2, "predcls", runs_path, variants, log=None
+    )
+    assert (
+        set(resumed) == set(runs)
+        and resumed["d0/full/s0"]["seconds"] == runs["d0/full/s0"]["seconds"]
+    )
+    table = write_paired_tables(runs_path, tmp_path, resamples=50)
+    assert table["variant"].to_list() == ["full", "no-mfe", "full-motion-permuted"]
+    assert (tmp_path / "ablation_predcls_paired.md").read_text().count(
+        "| full |"
+    ) == 2  # both learning curve epochs
