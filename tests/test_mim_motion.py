@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 import torch
+from support.model_inputs import random_batch, random_spec
 
 from pipeline.model.mosa import MOSA
 from pipeline.params import ModelParams
-from support.model_inputs import random_batch, random_spec
 
 SMALL = {"d_model": 16, "heads": 2, "mim_heads": 2, "temporal_layers": 1, "dropout": 0.0}
 

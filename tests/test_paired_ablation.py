@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import yaml
+from support.training_caches import write_synthetic_caches
 
 from pipeline.constants import NUM_PREDICATES
 from pipeline.training.ablation import Variant
@@ -12,7 +14,9 @@ from pipeline.training.paired_ablation import (
     metrics_of,
     paired_table,
     render_paired_markdown,
+    run_paired_ablation,
     tail_predicates,
+    write_paired_tables,
 )
 
 
@@ -87,11 +91,6 @@ def test_variants_differ_from_full_in_one_switch_and_baseline_keeps_gamma():
 
 
 def test_in_process_runs_train_every_variant_and_render(tmp_path):
-    import yaml
-
-    from pipeline.training.paired_ablation import run_paired_ablation, write_paired_tables
-    from support.training_caches import write_synthetic_caches
-
     params = write_synthetic_caches(tmp_path / "world")
     small = [
         "model.d_model=16",
