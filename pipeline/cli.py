@@ -333,8 +333,8 @@ def predict(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Scene graphs for new footage: detector, features, motion and the trained SGDet head."""
-    from pipeline.params import load_params
     from pipeline.footage import footage_video_name, predict_footage, summary_counts
+    from pipeline.params import load_params
 
     out = out or Path("predict") / footage_video_name(source).removesuffix(".mp4")
     summary = predict_footage(source, out, load_params(params), every=every, overlays=overlays)

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from support.training_caches import SPURIOUS_LABEL, write_synthetic_caches
 
 from pipeline.ag.reader import read_index
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES, PREDICATES
@@ -22,7 +23,6 @@ from pipeline.training.data import BoundedCache, VideoBatches
 from pipeline.training.matching import greedy_match
 from pipeline.training.mode_stage import evaluate_mode, open_mode, train_mode
 from pipeline.training.sources import CacheSource
-from support.training_caches import SPURIOUS_LABEL, write_synthetic_caches
 from pipeline.training.text import read_text_embeddings
 
 
