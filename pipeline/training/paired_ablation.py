@@ -235,9 +235,10 @@ def run_paired_ablation(
     """Run every (data seed, variant, training seed) not yet in ``runs_path``; save after each run."""
     settings = yaml.safe_load(Path(params_path).read_text())
     runs = json.loads(runs_path.read_text()) if runs_path.is_file() else {}
+    # seed-major order: a run cut short still leaves complete pairs for every variant
     for data_name, data_sets in data_overrides.items():
-        for variant in variants:
-            for seed in train_seeds:
+        for seed in train_seeds:
+            for variant in variants:
                 key = f"{data_name}/{variant.name}/s{seed}"
                 if key in runs:
                     continue
