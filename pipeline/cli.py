@@ -209,6 +209,7 @@ def ablate(
     data: Annotated[list[str] | None, typer.Option(help="--in-process: NAME:override;override per data seed (default d0 = params as is).")] = None,
     epochs: Annotated[int, typer.Option(help="--in-process: epochs every variant trains (last one kept).")] = 12,
     runs: Annotated[Path, typer.Option(help="--in-process: JSON of finished runs (resumed, extended).")] = Path("metrics/ablation/runs.json"),
+    variants: Annotated[str | None, typer.Option(help="--in-process: comma-separated variant names (default: all of the fair grid).")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Queue and run one `dvc exp run` per (ablation variant, seed); commit dvc.lock first.
@@ -217,14 +218,16 @@ def ablate(
     process instead: same overrides, recorded per run in --runs, much less overhead.
     """
     if in_process:
-        from pipeline.training.paired_ablation import run_paired_ablation
+        from pipeline.training.paired_ablation import FAIR_VARIANTS, run_paired_ablation
+
+        chosen = [v for v in FAIR_VARIANTS if variants is None or v.name in variants.split(",")]
 
         data_overrides = {}
         for spec in data or ["d0:"]:
             name, _, sets = spec.partition(":")
             data_overrides[name] = [s for s in sets.split(";") if s] + list(set_param or [])
         run_paired_ablation(
-            params, data_overrides, [int(s) for s in seeds.split(",")], epochs, _checked_mode(modes), runs, log=typer.echo
+            params, data_overrides, [int(s) for s in seeds.split(",")], epochs, _checked_mode(modes), runs, chosen, typer.echo
         )
         return
     from pipeline.training.ablation import GRIDS, queue_commands, run_ablation
