@@ -138,6 +138,24 @@ def motion(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 @one_line_errors
+def probe(
+    params: ParamsOption = Path("params.yaml"),
+    out: Annotated[Path, typer.Option(help="Where the probe metrics JSON goes.")] = Path("metrics/probe.json"),
+) -> None:
+    """Certify the benchmark: linear probes of the at-hand motion classes on MFE attributes vs single-frame geometry."""
+    from pipeline.params import load_params
+    from pipeline.probe import run_probe
+
+    settings = load_params(params)
+    result = run_probe(settings.dataset.index_dir, settings.motion.out_path, out)
+    typer.echo(
+        f"{out}: motion {result['motion']['balanced_accuracy']:.3f}, geometry {result['geometry']['balanced_accuracy']:.3f} "
+        f"(chance {result['chance']:.3f}), passed={result['passed']}"
+    )
+
+
+@app.command()
+@one_line_errors
 def text(params: ParamsOption = Path("params.yaml")) -> None:
     """Encode the ASM prompts and class names with the frozen text encoder into HDF5."""
     from pipeline.params import load_params
@@ -188,8 +206,31 @@ def ablate(
     set_param: Annotated[list[str] | None, typer.Option("--set-param", "-S", help="Extra override for every experiment.")] = None,
     jobs: Annotated[int, typer.Option(help="Experiments run in parallel.")] = 1,
     queue_only: Annotated[bool, typer.Option("--queue-only", help="Only queue; run later with `dvc exp run --run-all`.")] = False,
+    in_process: Annotated[bool, typer.Option("--in-process", help="Run the paired fair grid in this process (one mode).")] = False,
+    data: Annotated[list[str] | None, typer.Option(help="--in-process: NAME:override;override per data seed (default d0 = params as is).")] = None,
+    epochs: Annotated[int, typer.Option(help="--in-process: epochs every variant trains (last one kept).")] = 12,
+    runs: Annotated[Path, typer.Option(help="--in-process: JSON of finished runs (resumed, extended).")] = Path("metrics/ablation/runs.json"),
+    variants: Annotated[str | None, typer.Option(help="--in-process: comma-separated variant names (default: all of the fair grid).")] = None,
+    params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Queue and run one `dvc exp run` per (ablation variant, seed); commit dvc.lock first."""
+    """Queue and run one `dvc exp run` per (ablation variant, seed); commit dvc.lock first.
+
+    With --in-process, run the fair paired grid (pipeline/training/paired_ablation.py) in this
+    process instead: same overrides, recorded per run in --runs, much less overhead.
+    """
+    if in_process:
+        from pipeline.training.paired_ablation import FAIR_VARIANTS, run_paired_ablation
+
+        chosen = [v for v in FAIR_VARIANTS if variants is None or v.name in variants.split(",")]
+
+        data_overrides = {}
+        for spec in data or ["d0:"]:
+            name, _, sets = spec.partition(":")
+            data_overrides[name] = [s for s in sets.split(";") if s] + list(set_param or [])
+        run_paired_ablation(
+            params, data_overrides, [int(s) for s in seeds.split(",")], epochs, _checked_mode(modes), runs, chosen, typer.echo
+        )
+        return
     from pipeline.training.ablation import GRIDS, queue_commands, run_ablation
 
     if grid not in GRIDS:
@@ -209,8 +250,15 @@ def ablation_table(
     constraint: Annotated[str, typer.Option(help="with, semi or no.")] = "with",
     metrics: Annotated[str, typer.Option(help="Comma-separated metric names.")] = "R@10,R@20,R@50,mR@10,mR@20,mR@50",
     exp_show_json: Annotated[Path | None, typer.Option(help="Saved `dvc exp show --json` output instead of running it.")] = None,
+    runs: Annotated[Path | None, typer.Option(help="runs.json of `mosa ablate --in-process`: paired table with bootstrap CIs.")] = None,
 ) -> None:
     """Render the ablation experiments as a paper-style table (markdown + CSV), mean ± std over seeds."""
+    if runs is not None:
+        from pipeline.training.paired_ablation import write_paired_tables
+
+        write_paired_tables(runs, out_dir)
+        typer.echo((out_dir / f"ablation_{mode}_paired.md").read_text())
+        return
     from pipeline.training.ablation import read_exp_show, render_markdown, write_ablation_table
 
     names = metrics.split(",")

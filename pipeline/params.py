@@ -29,7 +29,7 @@ class Section(BaseModel):
 
 class SynthParams(Section):
     out_dir: str = "data/synth_ag"
-    videos: int = Field(150, ge=1, le=100_000)
+    videos: int = Field(200, ge=1, le=100_000)
     seed: int = 0
     width: int = Field(256, ge=64, le=4096)
     height: int = Field(192, ge=64, le=4096)
@@ -118,11 +118,13 @@ class MotionAttributes(Section):
     relative_displacement: bool = True
     log_area_ratio: bool = True
     scale_change: bool = True
+    track_speed: bool = True
 
 
 class MotionParams(Section):
     out_path: str = "features/motion/motion.parquet"
     window_k: int = Field(4, ge=1, le=64)
+    still_fraction: float = Field(0.004, ge=0.0, lt=1.0)
     extras: MotionAttributes = MotionAttributes()
     # > 0 so that boxes that do not overlap are never linked into one track
     det_link_iou: float = Field(0.3, gt=0.0, le=1.0)
@@ -174,6 +176,7 @@ MotionAttributeName = Literal[
     "relative_displacement",
     "log_area_ratio",
     "scale_change",
+    "track_speed",
 ]
 
 
@@ -192,11 +195,12 @@ class ModelParams(Section):
         "velocity",
         "persistence",
         "direction_consistency",
+        "track_speed",
     )
     mim: bool = True
     mim_layers: int = Field(1, ge=1)
     mim_heads: int = Field(8, ge=1)
-    mim_residual: Literal["relation", "motion"] = "relation"
+    mim_residual: Literal["relation", "motion", "both"] = "both"
     asm: bool = True
     asm_lambda: float = Field(1.0, ge=0.0)
     asm_tau_init: float = Field(0.07, gt=0.0)
@@ -222,6 +226,7 @@ class TrainParams(Section):
     grad_clip: float = Field(5.0, gt=0.0)
     lr_patience: int = Field(1, ge=0)
     lr_factor: float = Field(0.5, gt=0.0, lt=1.0)
+    selection: Literal["best", "last"] = "last"
     sgdet_match_iou: float = Field(0.5, gt=0.0, le=1.0)
     feature_cache_mb: int = Field(512, ge=0)
     seed: int = 0

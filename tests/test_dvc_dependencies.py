@@ -125,6 +125,7 @@ OWN_SECTIONS = {
     "search_index": ["search"],
     "report": ["report"],
     "footage_gallery": [],
+    "probe": [],
 }
 
 

@@ -171,7 +171,7 @@ def test_everything_off_is_the_sttran_style_baseline():
     assert model.spatial is not None and model.temporal is not None
 
 
-@pytest.mark.parametrize("residual", ["relation", "motion"])
+@pytest.mark.parametrize("residual", ["relation", "motion", "both"])
 def test_post_norm_layers_and_mim_residual_options_build_and_run(residual):
     model, spec = build(pre_norm=False, mim_residual=residual)
     assert not model.mim.layers[0].pre_norm

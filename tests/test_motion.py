@@ -159,7 +159,11 @@ def test_pair_that_disappears_and_returns():
 def test_extras_are_switchable_and_keys_are_typed():
     rows = [(n, PERSON, box_at(100, 50)) for n in (1, 2)]
     table = compute(
-        {5: rows}, relative_displacement=False, log_area_ratio=False, scale_change=False
+        {5: rows},
+        relative_displacement=False,
+        log_area_ratio=False,
+        scale_change=False,
+        track_speed=False,
     )
     assert table.columns == [
         "video", "frame", "frame_number", "source", "object_index", "object_class", "track_id",
@@ -168,8 +172,34 @@ def test_extras_are_switchable_and_keys_are_typed():
     assert table.schema["object_class"] == pl.Int16 and table.schema["track_id"] == pl.Int32
     assert table.schema["distance"] == pl.Float32
     assert set(table["source"]) == {"gt"} and table["object_index"].to_list() == [5, 5]
-    only_scale = compute({5: rows}, relative_displacement=False, log_area_ratio=False)
+    only_scale = compute(
+        {5: rows}, relative_displacement=False, log_area_ratio=False, track_speed=False
+    )
     assert only_scale.columns[-1] == "scale_change" and "dx" not in only_scale.columns
+
+
+def test_track_speeds_say_who_moves_on_every_row():
+    # person still, object circles the person's side: only the object has a speed, the first row included
+    still_person = [(n, PERSON, box_at(100 + 3 * (n % 2), 50 + 4 * (n % 2))) for n in (1, 2, 5)]
+    table = compute({5: still_person})
+    assert column(table, "subject_speed") == [0.0] * 3
+    # steps of 5 px in 1 frame and 5 px in 3 frames, diagonal 500: mean of 0.01 and 0.01 / 3
+    assert column(table, "object_speed") == pytest.approx([0.02 / 3] * 3)
+    assert column(table, "direction_consistency") == [0.0] * 3
+    lone = compute({5: still_person[:1]})
+    assert column(lone, "subject_speed") == [0.0] and column(lone, "object_speed") == [0.0]
+
+
+def test_jitter_below_the_still_threshold_is_not_motion():
+    jitter = [
+        (n, (40.0 + 0.5 * (n % 2), 40.0, 60.0 + 0.5 * (n % 2), 60.0), box_at(100 + 20 * n, 50))
+        for n in (1, 2, 3)
+    ]
+    table = compute({5: jitter})
+    assert column(table, "direction_consistency") == [0.0] * 3
+    moving = MotionParams(still_fraction=0.0)
+    tight = motion_table(*index_tables({5: jitter}), moving)
+    assert any(abs(v) > 0.5 for v in column(tight, "direction_consistency"))
 
 
 def test_duplicate_track_row_is_a_one_line_error():

@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 from pipeline.motion import motion_attributes
 from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES, _arg_sort
 
-EXTRAS = {"relative_displacement": True, "log_area_ratio": True, "scale_change": True}
+EXTRAS = {
+    "relative_displacement": True,
+    "log_area_ratio": True,
+    "scale_change": True,
+    "track_speed": True,
+}
 ATTRIBUTES = (*BASE_ATTRIBUTES, *(name for names in EXTRA_ATTRIBUTES.values() for name in names))
 
 # Half-pixel grid coordinates keep boxes non-degenerate and displacements

@@ -63,7 +63,9 @@ def test_report_shows_every_section_from_the_pipeline_outputs(world):
         assert f"<h2>{title}</h2>" in page
     metrics = json.loads(open("metrics/sgcls.json").read())
     assert f"<td>{metrics['semi']['R@20']:.2f}</td>" in page
-    assert page.count("<tr><td>predcls</td>") == 3 and page.count("<tr><td>sgcls</td>") == 3
+    # three constraint rows and one motion row per mode
+    assert page.count("<tr><td>predcls</td>") == 4 and page.count("<tr><td>sgcls</td>") == 4
+    assert "<h2>Motion (at-hand contact classes)</h2>" in page and "At-hand confusion matrix (predcls" in page
     search = json.loads(open(world.search.metrics_path).read())
     assert f"mean precision@10 {search['mean_precision@10']:.3f}" in page
     assert "No experiments yet" in page and 'class="note missing"' not in page

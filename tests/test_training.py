@@ -58,7 +58,8 @@ def test_predcls_pairs_carry_index_targets_and_motion_rows(world):
     motion = pl.read_parquet(world.motion.out_path).filter(
         (pl.col("source") == "gt") & (pl.col("frame") == pairs.frames[0]) & (pl.col("object_index") == 10)
     )
-    assert np.allclose(pairs.motion[row], motion.select("distance", "velocity", "persistence", "direction_consistency").row(0))
+    assert np.allclose(pairs.motion[row], motion.select(*data.source.motion_columns).row(0))
+    assert data.source.motion_columns[-2:] == ["subject_speed", "object_speed"]
 
 
 def test_sgcls_drops_small_objects(world):
@@ -136,7 +137,9 @@ def test_train_and_evaluate_write_checkpoints_logs_and_metrics(world, tmp_path):
 
     paths = output_paths("predcls", tmp_path)
     metrics = evaluate_mode(params, "predcls", paths)
-    assert set(metrics) == {"with", "semi", "no"} and 0 <= metrics["with"]["R@20"] <= 100
+    assert set(metrics) == {"with", "semi", "no", "motion", "predicate_recall"} and 0 <= metrics["with"]["R@20"] <= 100
+    assert set(metrics["predicate_recall"]["with"]) == set(PREDICATES)
+    assert {"motion_macro_recall", "confusion"} <= set(metrics["motion"])
     assert len(read_predictions(paths.predictions)) == 8  # the test video: 4 frames x 2 objects
     assert pl.read_csv(paths.predicate_recall).height == NUM_PREDICATES
     embeddings = np.load(paths.relation_embeddings)

@@ -91,7 +91,7 @@ def test_table_averages_seeds_per_variant_in_grid_order():
     assert math.isnan(table.row(1, named=True)["R@20 std"])  # one seed: no spread
     markdown = render_markdown(table, ["R@20", "mR@20"], "predcls, with constraint")
     assert "| MOSA (full) | 2 | 61.00 ± 1.41 | 32.00 ± 2.83 |" in markdown
-    assert "| baseline (all off) | 1 | 50.00 | 20.00 |" in markdown
+    assert "| baseline (MOSA components off, gamma kept) | 1 | 50.00 | 20.00 |" in markdown
 
 
 def test_no_finished_experiment_is_a_one_line_error():

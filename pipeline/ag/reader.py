@@ -237,14 +237,27 @@ def assign_val_split(index: AGIndex, val_fraction: float, seed: int) -> AGIndex:
     """Move a deterministic, seed-chosen fraction of train *videos* to ``val``.
 
     Carving by video (not frame) keeps near-duplicate neighbouring frames out
-    of both sides of the split. The test split is never touched.
+    of both sides of the split. The test split is never touched. The carve
+    is stratified by each video's rarest contacting predicate (rarity = the
+    number of train videos holding it): every stratum of 3 or more videos
+    gives at least one to val, so val holds every common contact class.
     """
     train_videos = sorted(index.frames.filter(pl.col("split") == "train")["video"].unique().to_list())
-    n_val = int(round(val_fraction * len(train_videos)))
-    if val_fraction > 0 and len(train_videos) > 1:
-        n_val = min(max(n_val, 1), len(train_videos) - 1)
-    order = np.random.default_rng(seed).permutation(len(train_videos))
-    val_videos = {train_videos[i] for i in order[:n_val]}
+    if not (val_fraction > 0 and len(train_videos) > 1):
+        val_videos: set[str] = set()
+    else:
+        strata = _rarest_contact_strata(index.relations, train_videos)
+        rng = np.random.default_rng(seed)
+        val_videos = set()
+        for key in sorted(strata, key=str):
+            members = strata[key]
+            members = [members[i] for i in rng.permutation(len(members))]
+            n_val = int(round(val_fraction * len(members)))
+            if len(members) >= 3:
+                n_val = max(n_val, 1)
+            val_videos.update(members[: min(n_val, len(members) - 1)])
+        if not val_videos:
+            val_videos = {train_videos[int(rng.integers(len(train_videos)))]}
     relabel = (
         pl.when(pl.col("video").is_in(list(val_videos)) & (pl.col("split") == "train"))
         .then(pl.lit("val"))
@@ -258,6 +271,24 @@ def assign_val_split(index: AGIndex, val_fraction: float, seed: int) -> AGIndex:
         dict(index.dropped),
         {**index.settings, "val_fraction": val_fraction, "split_seed": seed},
     )
+
+
+def _rarest_contact_strata(relations: pl.DataFrame, videos: list[str]) -> dict[int | None, list[str]]:
+    """Train videos grouped by their rarest contacting predicate (None: no contacting label)."""
+    contacts = (
+        relations.filter((pl.col("group") == "contacting") & pl.col("video").is_in(videos))
+        .select("video", "predicate")
+        .unique()
+    )
+    rarity = dict(contacts.group_by("predicate").len().iter_rows())
+    rarest: dict[str, int] = {}
+    for video, predicate in contacts.sort("video", "predicate").iter_rows():
+        if video not in rarest or (rarity[predicate], predicate) < (rarity[rarest[video]], rarest[video]):
+            rarest[video] = predicate
+    strata: dict[int | None, list[str]] = {}
+    for video in videos:
+        strata.setdefault(rarest.get(video), []).append(video)
+    return strata
 
 
 def summarize(index: AGIndex) -> dict:

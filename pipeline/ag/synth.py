@@ -5,7 +5,7 @@ their keys, the raw class files with slash-less and underscore-less names,
 ``frame_list.txt`` and PNG frames), so every later stage runs the same code
 path as on real AG.
 
-Design, per MOSA component:
+Design, per MOSA component (docs/synthetic_benchmark.md has the reasoning):
 
 * **appearance** — each object class has its own colour and shape, so a
   detector can learn classes; the person is a body + head whose eye dot
@@ -13,24 +13,33 @@ Design, per MOSA component:
   the gaze side, ``unsure`` when the head is drawn without an eye).
 * **geometry** — spatial predicates are computed from the drawn boxes and
   the drawing order (objects drawn before the person are ``behind`` it).
-* **motion** — the hand-held scripts ``holding``, ``carrying``, ``touching``
-  and ``not_contacting`` put the object at the hand in a single frame; only
-  the motion over several frames tells them apart:
+* **motion** — most videos hold one *at-hand* object whose script is drawn
+  uniformly from the four motion scripts. In every one of them the object
+  sits at the hand with the same single-frame offset distribution,
+  ``R (cos psi, sin psi)`` with uniform psi, so a single frame cannot tell
+  them apart; only who moves over time does:
 
-  ===============  ===============================================
-  holding          person still, object bobs up and down at the hand
-  carrying         person walks, object moves rigidly with the hand
-  touching         both still
-  not_contacting   object drifts past the hand at constant speed
-  ===============  ===============================================
+  ===================  ===========  ===========  =========================
+  script               person       object       offset to the hand
+  ===================  ===========  ===========  =========================
+  touching             still        still        constant
+  holding              still        circles      psi advances per frame
+  not_contacting       sways        still        psi advances per frame
+  carrying             walks        with hand    constant
+  ===================  ===========  ===========  =========================
 
-* **long tail** — contact scripts are drawn with AG-like frequencies
-  (``not_contacting``/``holding`` head, ``twisting``/``writing_on``/
-  ``have_it_on_the_back`` tail).
+  A still person carries a sub-pixel jitter, below ``motion.still_fraction``.
+* **long tail** — the other contact scripts keep AG-like frequencies, but
+  every tail script has enough videos (about 4% each) that the split below
+  can put it in test.
+* **splits** — the test videos are stratified by each video's rarest script,
+  so test holds every predicate; a few (predicate, object) combinations
+  (:data:`HELD_OUT_COMBOS`) never occur in train videos, so compositional
+  generalisation (ASM) can be measured on them.
 * **filters** — sparse frame numbers, some frames without a person box,
   some invisible objects, some 1-2 frame videos, some boxes of 16 px or less.
 
-Everything is drawn from one ``numpy`` generator seeded per video, so the
+Everything is drawn from ``numpy`` generators seeded per video, so the
 output is byte-identical for a fixed seed.
 """
 
@@ -45,6 +54,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from pipeline.ag.at_hand import HAND_HELD
 from pipeline.ag.layout import write_annotations
 from pipeline.params import SynthParams
 
@@ -73,34 +83,133 @@ APPEARANCE: dict[str, tuple[tuple[int, int, int], str, tuple[int, int], tuple[in
     "television": ((20, 20, 90), "rect", (50, 64), (34, 44)),
 }
 
-HAND_HELD = ("cup/glass/bottle", "phone/camera", "book", "paper/notebook", "food", "sandwich",
-             "medicine", "dish", "towel", "bag", "laptop")  # fmt: skip
 
-# contact script -> (weight, allowed classes). Weights follow AG's long tail.
+# The at-hand motion scripts: same single-frame geometry, different motion.
+# "not_contacting_hand" is annotated as not_contacting.
+MOTION_SCRIPTS = ("holding", "carrying", "touching", "not_contacting_hand")
+# The person's hand holds at most one object per video: with these shares a
+# motion script (uniform over MOTION_SCRIPTS) or a tail hand script (uniform
+# over HAND_TAIL_SCRIPTS); otherwise the hand is free.
+AT_HAND_SHARE = 0.7
+HAND_TAIL_SHARE = 0.16
+HAND_TAIL_SCRIPTS = ("other_relationship", "wiping", "writing_on", "twisting")
+# Radius (px) of the circle the at-hand object's offset from its rest position lies on.
+AT_HAND_RADIUS = 8.0
+# angular speed (rad per frame number) of the holding circle and of the person's sway:
+# below 2 pi / 29 (the longest frame gap), so no sampled gap aliases to a still pair
+MOTION_FREQUENCY = 0.2
+# px amplitude of a still person's jitter: far below the default still threshold (about 1.3 px)
+STILL_JITTER = 0.1
+
+# Other contact scripts -> (weight, allowed classes), AG-like long tail. Far
+# not_contacting objects are never hand-held classes, so a pair with a
+# hand-held class and one of AT_HAND_PREDICATES is always an at-hand pair.
 SCRIPTS: dict[str, tuple[float, tuple[str, ...]]] = {
-    "not_contacting": (26.0, (*HAND_HELD, "television", "chair", "table", "doorknob")),
-    "holding": (22.0, HAND_HELD),
+    "not_contacting": (10.0, ("television", "chair", "table", "doorknob")),
     "sitting_on": (9.0, ("chair", "sofa/couch")),
-    "touching": (8.0, HAND_HELD),
     "standing_on": (6.0, ("floor",)),
-    "carrying": (6.0, HAND_HELD),
     "wearing": (4.0, ("clothes", "shoe")),
     "lying_on": (3.0, ("bed", "sofa/couch")),
     "leaning_on": (3.0, ("table",)),
     "eating": (2.0, ("food", "sandwich")),
     "drinking_from": (2.0, ("cup/glass/bottle",)),
     "covered_by": (1.5, ("blanket",)),
-    "wiping": (1.0, ("towel",)),
-    "other_relationship": (1.0, HAND_HELD),
-    "writing_on": (0.5, ("paper/notebook",)),
-    "have_it_on_the_back": (0.4, ("bag",)),
-    "twisting": (0.3, ("doorknob",)),
+    "have_it_on_the_back": (1.5, ("bag",)),
+    # hand scripts: drawn only through the hand slot (see HAND_TAIL_SHARE)
+    "wiping": (0.0, ("towel",)),
+    "other_relationship": (0.0, HAND_HELD),
+    "writing_on": (0.0, ("paper/notebook",)),
+    "twisting": (0.0, ("doorknob",)),
 }
-# Scripts whose object sits at the hand in any single frame.
-AT_HAND = ("holding", "carrying", "touching", "not_contacting_hand", "other_relationship")
+# (contacting predicate, object class) pairs that no train video holds.
+HELD_OUT_COMBOS: tuple[tuple[str, str], ...] = (
+    ("holding", "laptop"),
+    ("carrying", "book"),
+    ("touching", "cup/glass/bottle"),
+    ("not_contacting", "phone/camera"),
+)
 
 PERSON_COLOUR = (40, 60, 120)
 SKIN = (235, 190, 150)
+
+
+def _predicate_of(script: str) -> str:
+    return "not_contacting" if script == "not_contacting_hand" else script
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """What a video shows, drawn before its split is known (the split is stratified on it)."""
+
+    n_frames: int
+    scripts: tuple[str, ...]  # one contact script per object slot
+    class_choices: tuple[float, ...]  # uniform draws that pick each slot's object class
+
+
+def plan_video(seed: int, index: int, params: SynthParams) -> VideoPlan:
+    rng = np.random.default_rng([seed, index, 1])
+    n_frames = int(rng.integers(params.min_frames, params.max_frames + 1))
+    scripts: list[str] = []
+    hand = rng.random()
+    if hand < AT_HAND_SHARE:
+        scripts.append(MOTION_SCRIPTS[int(rng.integers(len(MOTION_SCRIPTS)))])
+    elif hand < AT_HAND_SHARE + HAND_TAIL_SHARE:
+        scripts.append(HAND_TAIL_SCRIPTS[int(rng.integers(len(HAND_TAIL_SCRIPTS)))])
+    names = list(SCRIPTS)
+    weights = np.array([SCRIPTS[name][0] for name in names])
+    n_others = int(rng.choice([0, 1, 2, 3], p=[0.3, 0.35, 0.25, 0.1])) + (0 if scripts else 1)
+    for _ in range(n_others):
+        script = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+        if "carrying" in scripts and script != "not_contacting":
+            continue  # a walking person cannot also sit, lie or lean
+        scripts.append(script)
+    draws = tuple(float(x) for x in rng.random(len(scripts)))
+    return VideoPlan(n_frames, tuple(scripts), draws)
+
+
+def _choose_classes(plan: VideoPlan, split: str) -> dict[str, str]:
+    """Object class per slot: a slot whose class is taken moves to the next free one."""
+    chosen: dict[str, str] = {}
+    for script, draw in zip(plan.scripts, plan.class_choices, strict=True):
+        allowed = HAND_HELD if script in MOTION_SCRIPTS else SCRIPTS[script][1]
+        if split == "train":
+            allowed = tuple(c for c in allowed if (_predicate_of(script), c) not in HELD_OUT_COMBOS)
+        start = int(draw * len(allowed))
+        for step in range(len(allowed)):
+            name = allowed[(start + step) % len(allowed)]
+            if name not in chosen:
+                chosen[name] = script
+                break
+    return chosen
+
+
+def stratified_test_videos(plans: list[VideoPlan], test_fraction: float, seed: int) -> set[int]:
+    """Indices of the test videos: each stratum (a video's rarest script) split by ``test_fraction``.
+
+    Videos with fewer than 3 frames are dropped by the index, so they form a
+    stratum of their own and never decide whether a script reaches test.
+    """
+    counts: dict[str, int] = {}
+    for plan in plans:
+        for script in set(plan.scripts):
+            counts[script] = counts.get(script, 0) + 1
+    strata: dict[str, list[int]] = {}
+    for index, plan in enumerate(plans):
+        key = (
+            "short"
+            if plan.n_frames < 3
+            else min(plan.scripts, key=lambda s: (counts[s], s), default="none")
+        )
+        strata.setdefault(key, []).append(index)
+    rng = np.random.default_rng([seed, 999])
+    test: set[int] = set()
+    for key in sorted(strata):
+        members = [strata[key][i] for i in rng.permutation(len(strata[key]))]
+        n_test = int(round(test_fraction * len(members)))
+        if len(members) >= 2:
+            n_test = min(max(n_test, 1), len(members) - 1)
+        test.update(members[:n_test])
+    return test
 
 
 @dataclass
@@ -118,19 +227,22 @@ class Placed:
 class _Video:
     """Scripts one video: person trajectory, objects and their relation scripts."""
 
-    def __init__(self, rng: np.random.Generator, params: SynthParams, name: str, split: str):
+    def __init__(
+        self, rng: np.random.Generator, params: SynthParams, name: str, plan: VideoPlan, split: str
+    ):
         self.rng, self.params, self.name, self.split = rng, params, name, split
         self.width, self.height = params.width, params.height
-        n_frames = int(rng.integers(params.min_frames, params.max_frames + 1))
+        n_frames = plan.n_frames
         gaps = rng.integers(3, 30, size=n_frames)
         self.frame_numbers = (int(rng.integers(1, 60)) + np.cumsum(gaps) - gaps[0]).tolist()
         self.person_w = float(rng.uniform(26, 34))
         self.person_h = float(rng.uniform(80, 100))
         self.side = 1 if rng.random() < 0.5 else -1  # which hand holds things
         self.gaze = 1 if rng.random() < 0.5 else -1
-        self.scripts = self._choose_scripts()
+        self.scripts = _choose_classes(plan, split)
         moving = "carrying" in self.scripts.values()
-        speed = float(rng.uniform(0.35, 0.6)) if moving else 0.0
+        self.swaying = "not_contacting_hand" in self.scripts.values()
+        speed = float(rng.uniform(0.45, 0.7)) if moving else 0.0
         self.velocity = speed * (1 if rng.random() < 0.5 else -1)
         span = (self.frame_numbers[-1] - self.frame_numbers[0]) * abs(self.velocity)
         margin = 40 + span / 2
@@ -139,33 +251,9 @@ class _Video:
         self.person_x0 -= self.velocity * (self.frame_numbers[-1] - self.frame_numbers[0]) / 2
         self.person_top = float(rng.uniform(35, self.height - self.person_h - 22))
         self.phase = float(rng.uniform(0, 2 * math.pi))
+        # sense of rotation of the at-hand circle (holding) or of the sway (not_contacting)
+        self.turn = 1 if rng.random() < 0.5 else -1
         self.anchors = {name: self._anchor(name, script) for name, script in self.scripts.items()}
-        self.drift = {name: float(rng.choice([-1, 1]) * rng.uniform(0.4, 0.8)) for name in self.scripts}
-
-    def _choose_scripts(self) -> dict[str, str]:
-        names = list(SCRIPTS)
-        weights = np.array([SCRIPTS[s][0] for s in names])
-        n_objects = int(self.rng.choice([1, 2, 3, 4], p=[0.3, 0.35, 0.25, 0.1]))
-        chosen: dict[str, str] = {}
-        for _ in range(n_objects * 4):
-            if len(chosen) == n_objects:
-                break
-            script = names[self.rng.choice(len(names), p=weights / weights.sum())]
-            candidates = [c for c in SCRIPTS[script][1] if c not in chosen]
-            at_hand_taken = any(s in AT_HAND or s == "not_contacting_hand" for s in chosen.values())
-            if not candidates:
-                continue
-            if script in ("holding", "carrying", "touching", "other_relationship") and at_hand_taken:
-                continue
-            if script == "carrying" and chosen:
-                continue  # a walking person cannot also sit, lie or touch still objects
-            if "carrying" in chosen.values():
-                script = "not_contacting"
-            name = candidates[int(self.rng.integers(len(candidates)))]
-            if script == "not_contacting" and name in HAND_HELD and not at_hand_taken and self.rng.random() < 0.6:
-                script = "not_contacting_hand"
-            chosen[name] = script
-        return chosen
 
     def _size(self, name: str) -> tuple[float, float]:
         _, _, w_range, h_range = APPEARANCE[name]
@@ -176,12 +264,27 @@ class _Video:
         return {"w": w, "h": h, "far_x": float(self.rng.uniform(0.1, 0.9)), "far_y": float(self.rng.uniform(0.05, 0.35)),
                 "behind": bool(self.rng.random() < 0.5)}  # fmt: skip
 
-    def person_box(self, frame_number: int) -> tuple[float, float, float, float]:
+    def at_hand_offset(self, frame_number: int, moving: bool) -> tuple[float, float]:
+        """Offset of an at-hand object from its rest position, R (cos psi, sin psi): psi advances only when ``moving``."""
+        psi = self.phase + (self.turn * MOTION_FREQUENCY * frame_number if moving else 0.0)
+        return AT_HAND_RADIUS * math.cos(psi), AT_HAND_RADIUS * math.sin(psi)
+
+    def _person_shift(self, frame_number: int) -> tuple[float, float]:
         dt = frame_number - self.frame_numbers[0]
-        cx = self.person_x0 + self.velocity * dt
-        jitter = 0.0 if self.velocity else 0.6 * math.sin(0.3 * frame_number)
-        x1 = cx - self.person_w / 2 + jitter
-        return (x1, self.person_top, x1 + self.person_w, self.person_top + self.person_h)
+        if self.velocity:
+            return self.velocity * dt, 0.0
+        if self.swaying:
+            # the person moves so that the still object's offset to the hand follows at_hand_offset
+            ox, oy = self.at_hand_offset(frame_number, moving=True)
+            rx, ry = self.at_hand_offset(self.frame_numbers[0], moving=True)
+            return -(ox - rx), -(oy - ry)
+        return STILL_JITTER * math.sin(0.3 * frame_number), 0.0
+
+    def person_box(self, frame_number: int) -> tuple[float, float, float, float]:
+        shift_x, shift_y = self._person_shift(frame_number)
+        x1 = self.person_x0 - self.person_w / 2 + shift_x
+        top = self.person_top + shift_y
+        return (x1, top, x1 + self.person_w, top + self.person_h)
 
     def hand(self, person: tuple[float, float, float, float]) -> tuple[float, float]:
         x1, y1, x2, y2 = person
@@ -193,33 +296,35 @@ class _Video:
         x1, y1, x2, y2 = person
         pw, ph = x2 - x1, y2 - y1
         hx, hy = self.hand(person)
-        dt = frame_number - self.frame_numbers[0]
         in_front = True
-        contacting = [script]
+        contacting = [_predicate_of(script)]
         angle = 0.0
-        if script in ("holding", "carrying", "touching", "other_relationship"):
-            cx, cy = hx + self.side * w * 0.3, hy
-            if script == "holding":
-                cy += 7.0 * math.sin(0.45 * frame_number + self.phase)
-            if script == "other_relationship":
-                cy -= 0.3 * ph
-        elif script == "not_contacting_hand":
-            # Passes the hand at constant speed: at the hand half-way through the video.
-            mid = (self.frame_numbers[-1] - self.frame_numbers[0]) / 2
-            cx, cy = hx + self.side * w * 0.3 + self.drift[name] * (dt - mid), hy
-            contacting = ["not_contacting"]
+        if script in MOTION_SCRIPTS:
+            if script == "not_contacting_hand":
+                # the object stays where the hand was at the first frame; the person sways
+                hx, hy = self.hand(self.person_box(self.frame_numbers[0]))
+                ox, oy = self.at_hand_offset(self.frame_numbers[0], moving=True)
+            else:
+                ox, oy = self.at_hand_offset(frame_number, moving=script == "holding")
+            cx, cy = hx + self.side * w * 0.3 + ox, hy + oy
+        elif script == "other_relationship":
+            cx, cy = hx + self.side * w * 0.3, hy - 0.3 * ph
         elif script in ("drinking_from", "eating"):
             cx, cy = x1 + pw / 2 + self.gaze * pw * 0.45, y1 + 0.1 * ph
             contacting = [script, "holding"] if script == "drinking_from" else [script]
         elif script == "wiping":
-            cx, cy = hx + self.side * (w * 0.3 + 8.0 * math.sin(0.9 * frame_number + self.phase)), hy + 0.25 * ph
+            cx, cy = (
+                hx + self.side * (w * 0.3 + 8.0 * math.sin(0.9 * frame_number + self.phase)),
+                hy + 0.25 * ph,
+            )
         elif script == "writing_on":
             cx, cy = hx + self.side * w * 0.2, hy + 0.2 * ph
         elif script == "twisting":
             cx, cy = hx + self.side * w * 0.4, hy - 0.05 * ph
             angle = 0.7 * frame_number + self.phase
         elif script == "have_it_on_the_back":
-            cx, cy = (x1 if self.gaze > 0 else x2), y1 + 0.35 * ph
+            # behind the body; a bag narrower than the body lies inside its box ("in")
+            cx, cy = x1 + pw / 2 - self.gaze * pw * 0.1, y1 + 0.35 * ph
             in_front = False
         elif script == "wearing":
             if name == "shoe":
@@ -246,7 +351,6 @@ class _Video:
             cx = a["far_x"] * self.width
             cy = a["far_y"] * self.height + h / 2
             in_front = not a["behind"]
-            contacting = ["not_contacting"]
         box = _clip_box((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), self.width, self.height)
         return Placed(name, box, in_front, True, contacting, angle)
 
@@ -310,14 +414,19 @@ def _draw_object(draw: ImageDraw.ImageDraw, placed: Placed) -> None:
         draw.polygon([(x1, y2), (x2, y2), ((x1 + x2) / 2, y1)], fill=colour, outline=outline)
     elif shape == "trapezoid":
         inset = (x2 - x1) * 0.2
-        draw.polygon([(x1, y2), (x2, y2), (x2 - inset, y1), (x1 + inset, y1)], fill=colour, outline=outline)
+        draw.polygon(
+            [(x1, y2), (x2, y2), (x2 - inset, y1), (x1 + inset, y1)], fill=colour, outline=outline
+        )
     elif shape == "chair":
         draw.rectangle((x1, y1, x1 + (x2 - x1) * 0.25, y2), fill=colour)
         draw.rectangle((x1, y1 + (y2 - y1) * 0.5, x2, y1 + (y2 - y1) * 0.65), fill=colour)
         draw.rectangle((x2 - (x2 - x1) * 0.15, y1 + (y2 - y1) * 0.5, x2, y2), fill=colour)
     elif shape == "sofa":
         draw.rounded_rectangle((x1, y1, x2, y2), radius=8, fill=colour, outline=outline, width=3)
-        draw.rectangle((x1 + 8, y1 + (y2 - y1) * 0.45, x2 - 8, y2 - 6), fill=tuple(min(255, c + 50) for c in colour))
+        draw.rectangle(
+            (x1 + 8, y1 + (y2 - y1) * 0.45, x2 - 8, y2 - 6),
+            fill=tuple(min(255, c + 50) for c in colour),
+        )
     elif shape == "bed":
         draw.rectangle((x1, y1 + (y2 - y1) * 0.3, x2, y2), fill=colour, outline=outline, width=2)
         draw.rectangle((x1, y1, x1 + 10, y2), fill=outline)
@@ -332,7 +441,10 @@ def _draw_person(draw: ImageDraw.ImageDraw, box, gaze: int, eye_visible: bool) -
     head_r = (x2 - x1) * 0.32
     cx = (x1 + x2) / 2
     draw.rectangle((x1, y1 + 2 * head_r, x2, y2), fill=PERSON_COLOUR)
-    draw.ellipse((cx - head_r, y1, cx + head_r, y1 + 2 * head_r), fill=SKIN if eye_visible else (150, 150, 150))
+    draw.ellipse(
+        (cx - head_r, y1, cx + head_r, y1 + 2 * head_r),
+        fill=SKIN if eye_visible else (150, 150, 150),
+    )
     if eye_visible:
         ex, ey = cx + gaze * head_r * 0.55, y1 + head_r * 0.9
         draw.ellipse((ex - 2.5, ey - 2.5, ex + 2.5, ey + 2.5), fill=(0, 0, 0))
@@ -348,14 +460,20 @@ def _background(rng: np.random.Generator, width: int, height: int) -> Image.Imag
 def _video_name(index: int, seed: int) -> str:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     rng = np.random.default_rng([seed, index, 7])
-    return "S" + "".join(alphabet[i] for i in rng.integers(0, len(alphabet), size=4)) + f"{index:03d}" + ".mp4"
+    return (
+        "S"
+        + "".join(alphabet[i] for i in rng.integers(0, len(alphabet), size=4))
+        + f"{index:03d}"
+        + ".mp4"
+    )
 
 
-def synthesize_video(params: SynthParams, index: int, split: str):
+def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPlan | None = None):
     """Frames (PIL images) and the two annotation dicts of one video."""
     rng = np.random.default_rng([params.seed, index])
     name = _video_name(index, params.seed)
-    video = _Video(rng, params, name, split)
+    plan = plan if plan is not None else plan_video(params.seed, index, params)
+    video = _Video(rng, params, name, plan, split)
     images, person_ann, object_ann = {}, {}, {}
     # 1- and 2-frame videos and person-less frames come from the draws below.
     for frame_number in video.frame_numbers:
@@ -378,7 +496,9 @@ def synthesize_video(params: SynthParams, index: int, split: str):
         images[key] = image
 
         detected = rng.random() > 0.07
-        box = np.array([person], dtype=np.float32) if detected else np.zeros((0, 4), dtype=np.float32)
+        box = (
+            np.array([person], dtype=np.float32) if detected else np.zeros((0, 4), dtype=np.float32)
+        )
         n = box.shape[0]
         person_ann[key] = {
             "bbox": box,
@@ -394,10 +514,19 @@ def synthesize_video(params: SynthParams, index: int, split: str):
             entry = {
                 "class": item.name,
                 "bbox": (x1, y1, round(x2 - x1, 1), round(y2 - y1, 1)) if item.visible else None,
-                "attention_relationship": [attention_label(item.box, person, video.gaze, eye_visible)] if item.visible else None,
-                "spatial_relationship": spatial_labels(item.box, person, item.in_front) if item.visible else None,
+                "attention_relationship": [
+                    attention_label(item.box, person, video.gaze, eye_visible)
+                ]
+                if item.visible
+                else None,
+                "spatial_relationship": spatial_labels(item.box, person, item.in_front)
+                if item.visible
+                else None,
                 "contacting_relationship": list(item.contacting) if item.visible else None,
-                "metadata": {"tag": f"{name}/{item.name.replace('/', '_')}/{frame_number:06d}", "set": split},
+                "metadata": {
+                    "tag": f"{name}/{item.name.replace('/', '_')}/{frame_number:06d}",
+                    "set": split,
+                },
                 "visible": item.visible,
             }
             objects.append(entry)
@@ -416,14 +545,16 @@ def write_synthetic_ag(out_dir: str | Path, params: SynthParams, progress: bool 
     if staging.exists():
         shutil.rmtree(staging)
     (staging / "annotations").mkdir(parents=True)
-    n_test = int(round(params.videos * params.test_fraction))
-    split_rng = np.random.default_rng([params.seed, 999])
-    test_ids = set(split_rng.permutation(params.videos)[:n_test].tolist())
+    plans = [plan_video(params.seed, index, params) for index in range(params.videos)]
+    test_ids = stratified_test_videos(plans, params.test_fraction, params.seed)
+    n_test = len(test_ids)
 
     person_all, object_all, frame_keys = {}, {}, []
-    for index in tqdm(range(params.videos), desc="synth videos", disable=not progress, unit="video"):
+    for index in tqdm(
+        range(params.videos), desc="synth videos", disable=not progress, unit="video"
+    ):
         split = "test" if index in test_ids else "train"
-        images, person_ann, object_ann = synthesize_video(params, index, split)
+        images, person_ann, object_ann = synthesize_video(params, index, split, plans[index])
         for key, image in images.items():
             path = staging / "frames" / key
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,10 +6,20 @@ of the pairs in the same frame:
     h  = LN(base + MultiHeadAttn(q = m_ti, k = v = r_t.))
     r' = LN(h + FFN(h))
 
-``base`` is the residual branch: the query m_ti (a textbook cross-attention
-block) or the relation feature r_ti (our default), which keeps the
-appearance feature on a direct path when it replaces r before the temporal
-decoder. With ``model.pre_norm`` (default) the LayerNorms move onto the
+``base`` is the residual branch (``model.mim_residual``, ours):
+
+* ``both`` (default): base = r_ti + m_ti. The relation feature keeps the
+  appearance on a direct path (r' replaces r before the temporal decoder),
+  and the motion query reaches the output directly too.
+* ``relation``: base = r_ti. Here motion enters *only* through the softmax
+  weights, and the values are relation features: in a frame with a single
+  pair the softmax is over one key, its weight is 1 whatever the query, and
+  r' ignores the pair's motion entirely. Kept as a switch for comparison.
+* ``motion``: base = m_ti (a textbook cross-attention block); the relation
+  feature then survives only through the attention values.
+
+The paper's reading is kept in every case: motion is the query, the
+relation features of the frame's pairs are keys and values. With ``model.pre_norm`` (default) the LayerNorms move onto the
 branch inputs instead, h = base + Attn(LN(m), LN(r)), r' = h + FFN(LN(h)):
 the post-norm block stalled training at the predicate priors on the
 synthetic data.
@@ -26,7 +36,12 @@ from pipeline.model.batch import gather_padded, scatter_mean
 
 class MotionInteractionLayer(nn.Module):
     def __init__(
-        self, d_model: int, heads: int, dropout: float, residual: Literal["relation", "motion"], pre_norm: bool = True
+        self,
+        d_model: int,
+        heads: int,
+        dropout: float,
+        residual: Literal["relation", "motion", "both"],
+        pre_norm: bool = True,
     ) -> None:
         super().__init__()
         self.residual = residual
@@ -34,20 +49,27 @@ class MotionInteractionLayer(nn.Module):
         self.attention = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
         self.norm_attention = nn.LayerNorm(d_model)
         self.ffn = nn.Sequential(
-            nn.Linear(d_model, 2 * d_model), nn.ReLU(), nn.Dropout(dropout), nn.Linear(2 * d_model, d_model)
+            nn.Linear(d_model, 2 * d_model),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(2 * d_model, d_model),
         )
         self.norm_ffn = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, motion: Tensor, relation: Tensor, padding: Tensor) -> Tensor:
         """motion, relation: [F, P, d] per-frame padded; padding: [F, P]."""
-        base = relation if self.residual == "relation" else motion
+        base = {"relation": relation, "motion": motion, "both": relation + motion}[self.residual]
         if self.pre_norm:
             query, keys = self.norm_attention(motion), self.norm_attention(relation)
-            attended, _ = self.attention(query, keys, keys, key_padding_mask=padding, need_weights=False)
+            attended, _ = self.attention(
+                query, keys, keys, key_padding_mask=padding, need_weights=False
+            )
             hidden = base + self.dropout(attended)
             return hidden + self.dropout(self.ffn(self.norm_ffn(hidden)))
-        attended, _ = self.attention(motion, relation, relation, key_padding_mask=padding, need_weights=False)
+        attended, _ = self.attention(
+            motion, relation, relation, key_padding_mask=padding, need_weights=False
+        )
         hidden = self.norm_attention(base + self.dropout(attended))
         return self.norm_ffn(hidden + self.dropout(self.ffn(hidden)))
 
@@ -61,12 +83,13 @@ class MotionInteraction(nn.Module):
         heads: int,
         layers: int,
         dropout: float,
-        residual: Literal["relation", "motion"],
+        residual: Literal["relation", "motion", "both"],
         pre_norm: bool = True,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            MotionInteractionLayer(d_model, heads, dropout, residual, pre_norm) for _ in range(layers)
+            MotionInteractionLayer(d_model, heads, dropout, residual, pre_norm)
+            for _ in range(layers)
         )
 
     def forward(self, motion: Tensor, relation: Tensor, frame_pairs: Tensor) -> Tensor:

@@ -18,6 +18,15 @@ frame number f_t, with t-1 the pair's previous row (its previous frame):
 * dx, dy                ((o_t - p_t) - (o_{t-1} - p_{t-1})) / D / (f_t - f_{t-1}),  0 on the first row
 * log_area_ratio        log(area_o / area_p)
 * scale_change          (log_area_ratio_t - log_area_ratio_{t-1}) / (f_t - f_{t-1}),  0 on the first row
+* subject_speed         mean over the whole track of |p_t - p_{t-1}| / D / (f_t - f_{t-1}),  0 for a 1-row track
+* object_speed          the same for the object centre o_t
+
+A centre counts as still between two rows when it moves less than
+``still_fraction * D`` (``motion.still_fraction``); direction consistency
+is 0 unless both centres move. The two speeds (ours, switch
+``motion.extras.track_speed``) are the only attributes that say how fast the
+person itself moves; they are means over the whole track, so a track's
+first row carries them too, where velocity and direction are still 0.
 
 AG frames are sparse samples of the video, so every temporal difference is
 divided by the frame-number step rather than by the row step.
@@ -35,6 +44,7 @@ EXTRA_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "relative_displacement": ("dx", "dy"),
     "log_area_ratio": ("log_area_ratio",),
     "scale_change": ("scale_change",),
+    "track_speed": ("subject_speed", "object_speed"),
 }
 PAIR_KEY_COLUMNS: tuple[str, ...] = (
     "video", "frame", "frame_number", "source", "object_index", "object_class", "track_id",
@@ -42,10 +52,11 @@ PAIR_KEY_COLUMNS: tuple[str, ...] = (
 PERSON_BOX: tuple[str, ...] = ("px1", "py1", "px2", "py2")
 OBJECT_BOX: tuple[str, ...] = ("ox1", "oy1", "ox2", "oy2")
 
-# A centre displacement shorter than this fraction of the image diagonal is
-# treated as "not moving": it keeps float noise (for example from translating
-# both boxes) from producing an arbitrary +-1 cosine.
-STILL_FRACTION = 1e-9
+# Default of ``motion.still_fraction``: a centre displacement shorter than
+# this fraction of the image diagonal is "not moving". A real threshold (about
+# 1 px at 256x192) keeps box jitter and float noise from producing an
+# arbitrary +-1 cosine; the earlier 1e-9 counted sub-pixel jitter as motion.
+STILL_FRACTION = 0.004
 # Areas are clamped before taking logs so a degenerate (zero-width) box gives
 # a large finite value instead of -inf.
 MIN_AREA = 1e-6
@@ -119,7 +130,12 @@ def _track_order(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
     return keys, _arg_sort(keys, ["_video", "_source", "track_id", "frame_number"])
 
 
-def motion_attributes(pairs: pl.DataFrame, window_k: int, extras: dict[str, bool]) -> pl.DataFrame:
+def motion_attributes(
+    pairs: pl.DataFrame,
+    window_k: int,
+    extras: dict[str, bool],
+    still_fraction: float = STILL_FRACTION,
+) -> pl.DataFrame:
     """Compute the MFE attributes of every row of a pair table.
 
     ``extras`` maps each key of :data:`EXTRA_ATTRIBUTES` to whether its
@@ -153,7 +169,7 @@ def motion_attributes(pairs: pl.DataFrame, window_k: int, extras: dict[str, bool
     # The in-memory engine measured faster than the streaming one for these
     # whole-table shifts; the stage's video chunks already bound the memory.
     computed = (
-        _attribute_expressions(tracks, window_k)
+        _attribute_expressions(tracks, window_k, still_fraction)
         .select("_input_row", "_duplicate", *attributes)
         .collect(engine="in-memory")
     )
@@ -179,7 +195,9 @@ def motion_attributes(pairs: pl.DataFrame, window_k: int, extras: dict[str, bool
     return result
 
 
-def _attribute_expressions(tracks: pl.LazyFrame, window_k: int) -> pl.LazyFrame:
+def _attribute_expressions(
+    tracks: pl.LazyFrame, window_k: int, still_fraction: float
+) -> pl.LazyFrame:
     """All attribute columns of a pair table in track order with a ``_first`` flag per track start."""
 
     def change(column: str) -> pl.Expr:
@@ -199,7 +217,16 @@ def _attribute_expressions(tracks: pl.LazyFrame, window_k: int) -> pl.LazyFrame:
     )
     person_move = (pl.col("_pdx") ** 2 + pl.col("_pdy") ** 2).sqrt()
     object_move = (pl.col("_odx") ** 2 + pl.col("_ody") ** 2).sqrt()
-    still = STILL_FRACTION * pl.col("_diag")
+    still = still_fraction * pl.col("_diag")
+    # per-track mean of a per-step speed: a running id per track, then one grouped mean
+    track_id = pl.col("_first").cast(pl.UInt32).cum_sum()
+
+    def track_mean_speed(move: pl.Expr) -> pl.Expr:
+        speed = (
+            pl.when(pl.col("_first")).then(None).otherwise(move / pl.col("_diag") / pl.col("_step"))
+        )
+        return speed.mean().over(track_id).fill_null(0.0)
+
     return (
         tracks.with_columns(
             _position=position,
@@ -245,5 +272,7 @@ def _attribute_expressions(tracks: pl.LazyFrame, window_k: int) -> pl.LazyFrame:
             dy=per_step("_rel_y"),
             log_area_ratio=pl.col("_log_area_ratio"),
             scale_change=per_step("_log_area_ratio"),
+            subject_speed=track_mean_speed(person_move),
+            object_speed=track_mean_speed(object_move),
         )
     )

@@ -151,7 +151,10 @@ def det_pairs(detections: pl.DataFrame, link_iou: float) -> pl.DataFrame:
 
 def _attributes_of(pairs: list[pl.DataFrame], params: MotionParams) -> pl.DataFrame:
     table = motion_attributes(
-        pl.concat(pairs, how="vertical_relaxed"), params.window_k, params.extras.model_dump()
+        pl.concat(pairs, how="vertical_relaxed"),
+        params.window_k,
+        params.extras.model_dump(),
+        params.still_fraction,
     )
     return table.cast(OUTPUT_DTYPES)
 

@@ -55,6 +55,40 @@ def metrics_section(params: Params) -> str:
     return html.section("Scene graph metrics", *parts)
 
 
+def motion_section(params: Params) -> str:
+    """The benchmark probes and, per mode, the at-hand motion metrics (pipeline/evaluation/motion.py)."""
+    parts = []
+    probe_path = Path("metrics/probe.json")
+    if probe_path.is_file():
+        probe = json.loads(probe_path.read_text())
+        parts.append(html.note(
+            f"Benchmark probes (test at-hand pairs, balanced accuracy): MFE attributes "
+            f"{100 * probe['motion']['balanced_accuracy']:.1f}% (bound >= {100 * probe['bounds']['motion_min_balanced_accuracy']:.0f}%), "
+            f"single-frame geometry {100 * probe['geometry']['balanced_accuracy']:.1f}% (chance {100 * probe['chance']:.0f}%, "
+            f"bound <= {100 * probe['bounds']['geometry_max_balanced_accuracy']:.0f}%); passed: {probe['passed']}."
+        ))  # fmt: skip
+    rows, confusion = [], []
+    for mode in params.train.modes:
+        path = output_paths(mode).metrics
+        motion = json.loads(path.read_text()).get("motion") if path.is_file() else None
+        if not motion:
+            continue
+        rows.append([mode, motion["motion_macro_recall"], *motion["motion_class_recall"].values()])
+        if mode == params.report.gallery_mode:
+            names = list(next(iter(motion["confusion"].values())))
+            confusion = [[truth, *row.values()] for truth, row in motion["confusion"].items()]
+            confusion_header = ["true \\ predicted", *names]
+    if rows:
+        classes = list(json.loads(output_paths(rows[0][0]).metrics.read_text())["motion"]["motion_class_recall"])
+        parts.append(html.table(["mode", "motion macro recall", *classes], rows))
+    if confusion:
+        parts.append(html.note(f"At-hand confusion matrix ({params.report.gallery_mode}, test pairs):"))
+        parts.append(html.table(confusion_header, confusion))
+    if not parts:
+        parts.append(html.note("No probe or motion metrics yet (probe and evaluate stages).", missing=True))
+    return html.section("Motion (at-hand contact classes)", *parts)
+
+
 def training_counts(relations: pl.DataFrame) -> np.ndarray:
     """Training triplets per predicate (26)."""
     train = relations.filter(pl.col("split") == "train")
@@ -217,6 +251,7 @@ def build_report(params: Params) -> str:
     sections = [
         metrics_section(params),
         detector_section(params),
+        motion_section(params),
         long_tail_section(params, index.relations),
         loss_section(params),
         ablation_section(params),

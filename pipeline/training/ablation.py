@@ -36,16 +36,16 @@ CORE_VARIANTS: tuple[Variant, ...] = (
     Variant("full", "MOSA (full)", ()),
     Variant(
         "baseline",
-        "baseline (all off)",
-        ("model.mfe=false", "model.mim=false", "model.asm=false", "model.loss.category_weighted=false", "model.loss.gamma=0"),
+        "baseline (MOSA components off, gamma kept)",
+        ("model.mfe=false", "model.mim=false", "model.asm=false", "model.loss.category_weighted=false"),
     ),
+    Variant("no-focal", "gamma = 0", ("model.loss.gamma=0",)),
     Variant("no-mfe", "w/o MFE (and so MIM)", ("model.mfe=false",)),
     Variant("no-mim", "w/o MIM", ("model.mim=false",)),
     Variant("no-asm", "w/o ASM", ("model.asm=false",)),
     Variant("no-weighted-loss", "w/o category weights", ("model.loss.category_weighted=false",)),
 )
 EXTENDED_VARIANTS: tuple[Variant, ...] = (
-    Variant("no-focal", "gamma = 0", ("model.loss.gamma=0",)),
     Variant("no-temporal", "w/o temporal decoder", ("model.temporal=false",)),
     Variant(
         "mfe-all-attributes",

@@ -32,6 +32,7 @@ from pipeline.evaluation import (
     write_predictions,
 )
 from pipeline.evaluation.ground_truth import MODES, GroundTruth, ground_truth_for_mode
+from pipeline.evaluation.motion import motion_metrics
 from pipeline.evaluation.report import per_predicate
 from pipeline.extraction.cache import RoiCache
 from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet
@@ -291,7 +292,9 @@ def load_trained(params: Params, data: ModeData) -> MOSA:
 def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
     """Predict the test split with the selected model, write the predictions, score them.
 
-    ``paths.metrics`` gets ``{constraint: {"R@K": ..., "mR@K": ...}}`` (percent);
+    ``paths.metrics`` gets ``{constraint: {"R@K": ..., "mR@K": ...}}`` (percent), the at-hand
+    motion metrics (``motion``: macro recall, confusion matrix; see
+    :mod:`pipeline.evaluation.motion`) and per-predicate R@20 per constraint (``predicate_recall``);
     ``paths.predicate_recall`` a CSV of per-predicate recall@20 for each
     constraint; ``paths.relation_embeddings`` the ASM embedding of each
     predictions row (``[N, D]`` float32; ``[N, 0]`` without ASM).
@@ -307,8 +310,14 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
     predictions_path = paths.predictions
     results = evaluate(truth, align_predictions(validate_predictions(table, str(predictions_path)), truth), params.evaluate)
     metrics = {constraint: result.metrics() for constraint, result in results.items()}
-    atomic_write_json(metrics_path, metrics)
     recall = {constraint: per_predicate(result) for constraint, result in results.items()}
+    test_objects = data.index_objects.filter(pl.col("split") == "test")
+    metrics["motion"] = motion_metrics(table, test_objects, params.evaluate.iou_threshold, params.evaluate.legacy_plus_one)
+    metrics["predicate_recall"] = {
+        constraint: {name: entry[f"R@{VALIDATION_K}"] for name, entry in by_name.items()}
+        for constraint, by_name in recall.items()
+    }
+    atomic_write_json(metrics_path, metrics)
     first = next(iter(recall.values()))
     per_predicate_table = pl.DataFrame(
         [

@@ -152,7 +152,10 @@ def fit(
     live: Any | None = None,
     ranks: Ranks = SINGLE_PROCESS,
 ) -> FitResult:
-    """Train for ``params.epochs``, keeping the best validation epoch in ``out_dir/model.pt``.
+    """Train for ``params.epochs``, keeping the selected epoch in ``out_dir/model.pt``.
+
+    ``params.selection``: ``best`` keeps the best validation R@20 epoch,
+    ``last`` the last epoch.
 
     Under torchrun (``ranks.distributed``) every rank calls this with its
     share of ``val_batches``; rank 0 alone writes checkpoints, ``live`` logs
@@ -202,7 +205,8 @@ def fit(
         scheduler.step(validation[SELECTION_METRIC])
         record = EpochRecord(epoch, losses, validation, optimizer.param_groups[0]["lr"], speed)
         result.history.append(record)
-        if validation[SELECTION_METRIC] > result.best_validation[SELECTION_METRIC]:
+        # "last": the budget decides, not a noisy validation maximum (ablations compare equal budgets)
+        if params.selection == "last" or validation[SELECTION_METRIC] > result.best_validation[SELECTION_METRIC]:
             result.best_epoch, result.best_validation = epoch, dict(validation)
             if ranks.is_main:
                 checkpoint.save(best_path, {"model": model.state_dict(), "settings": model_settings, "epoch": epoch})

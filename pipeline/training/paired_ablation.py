@@ -1,0 +1,397 @@
+"""The fair ablation, run in one process: paired differences with bootstrap intervals.
+
+``mosa ablate --in-process`` is the faster path to the same experiments as
+the queued ``dvc exp run`` grid: every run opens the caches of one data seed,
+trains one variant with one training seed for the same budget (the last
+epoch is kept, no LR cuts: ``train.selection=last``, ``train.lr_patience``
+above the epochs), predicts the test split, and keeps *per test video*
+sufficient statistics. Each record stores its full parameter overrides, so a
+run can be repeated with ``dvc exp run -S ...``.
+
+``mosa ablation-table --runs`` then reports, for every variant, the mean
+over runs and the paired difference from ``full`` (same data seed, same
+training seed), with a 95% percentile bootstrap interval that resamples the
+test videos of each data seed (the same resample for both members of a pair).
+
+Controls:
+
+* ``full, motion permuted``: the full model with the motion attributes
+  permuted across the pairs of each test batch (a few videos): if MFE helps
+  through motion, this must lose what ``w/o MFE`` loses;
+* held-out recall: motion-class accuracy on the at-hand pairs whose
+  (predicate, object class) never occurs in train (ASM's compositional claim);
+* tail mR@20: mean recall of the tail predicates (the third with the fewest
+  train instances), for the category-weighted loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+import yaml
+
+from pipeline.ag.at_hand import AT_HAND_PREDICATES
+from pipeline.ag.synth import HELD_OUT_COMBOS
+from pipeline.constants import NUM_PREDICATES, OBJECT_INDEX
+from pipeline.evaluation import align_predictions, evaluate, validate_predictions
+from pipeline.evaluation.ground_truth import ground_truth_for_mode
+from pipeline.evaluation.motion import at_hand_predictions, motion_metrics
+from pipeline.io import DataError, atomic_write_json, atomic_write_text
+from pipeline.loss import predicate_counts
+from pipeline.params import Params, parse_params
+from pipeline.training.ablation import Variant, apply_overrides
+from pipeline.training.inference import predict
+from pipeline.training.mode_stage import build_training, make_validator, open_mode, run_settings
+from pipeline.training.trainer import fit
+
+K = 20
+# Every variant differs from full in exactly one switch; the baseline (all
+# MOSA components off) keeps gamma, and gamma 0 is a row of its own.
+FAIR_VARIANTS: tuple[Variant, ...] = (
+    Variant("full", "MOSA (full)", ()),
+    Variant("no-mfe", "w/o MFE (so no MIM)", ("model.mfe=false",)),
+    Variant("no-mim", "w/o MIM (motion added)", ("model.mim=false",)),
+    Variant("no-asm", "w/o ASM", ("model.asm=false",)),
+    Variant("no-weighted-loss", "w/o category weights", ("model.loss.category_weighted=false",)),
+    Variant("gamma-0", "gamma = 0", ("model.loss.gamma=0",)),
+    Variant(
+        "baseline",
+        "baseline (MFE, MIM, ASM, weights off; gamma kept)",
+        (
+            "model.mfe=false",
+            "model.mim=false",
+            "model.asm=false",
+            "model.loss.category_weighted=false",
+        ),
+    ),
+)
+PERMUTED = "full-motion-permuted"
+METRICS = (
+    "motion macro recall",
+    "R@20 with",
+    "mR@20 with",
+    "mR@20 no",
+    "held-out recall",
+    "tail mR@20 with",
+)
+
+
+def budget_overrides(epochs: int) -> tuple[str, ...]:
+    """The same budget for every variant: fixed epochs, last epoch kept, no validation-driven LR cuts."""
+    return (f"train.epochs={epochs}", "train.selection=last", f"train.lr_patience={epochs + 1}")
+
+
+# --------------------------------------------------------------------------- per-video statistics
+
+
+def video_statistics(table: pl.DataFrame, params: Params, data) -> dict[str, list]:
+    """Sufficient statistics of the test split's videos for every metric in :data:`METRICS`."""
+    frames = data.index_frames.filter(pl.col("split") == "test")
+    objects = data.index_objects.filter(pl.col("split") == "test")
+    pairs = at_hand_predictions(
+        table, objects, params.evaluate.iou_threshold, params.evaluate.legacy_plus_one
+    )
+    held_out = pl.DataFrame(
+        {
+            "truth": [p for p, _ in HELD_OUT_COMBOS],
+            "object_class": [OBJECT_INDEX[c] for _, c in HELD_OUT_COMBOS],
+        },
+        schema={"truth": pl.String, "object_class": pl.Int16},
+    )
+    held = pairs.join(held_out, on=["truth", "object_class"], how="semi")
+    stats: dict[str, list] = {k: [] for k in ("video", "frames", "recall_sum", "hits_with", "hits_no", "counts",
+                                              "motion_correct", "motion_total", "held_correct", "held_total")}  # fmt: skip
+    for video in sorted(frames["video"].unique().to_list()):
+        video_frames = frames.filter(pl.col("video") == video)
+        truth = ground_truth_for_mode(
+            video_frames, objects.filter(pl.col("video") == video), "test", data.mode
+        )
+        if truth.num_frames == 0:
+            continue
+        mine = table.filter(pl.col("frame").is_in(video_frames["frame"].implode()))
+        aligned = align_predictions(validate_predictions(mine, f"{video} predictions"), truth)
+        results = evaluate(truth, aligned, params.evaluate, constraints=("with", "no"), ks=(K,))
+        video_pairs = pairs.filter(pl.col("video") == video)
+        video_held = held.filter(pl.col("video") == video)
+        stats["video"].append(video)
+        stats["frames"].append(int(truth.num_frames))
+        stats["recall_sum"].append(float(results["with"].frame_recall[0].sum()))
+        stats["hits_with"].append(results["with"].predicate_hits[0].tolist())
+        stats["hits_no"].append(results["no"].predicate_hits[0].tolist())
+        stats["counts"].append(results["with"].predicate_counts.tolist())
+        stats["motion_total"].append(
+            [int((video_pairs["truth"] == c).sum()) for c in AT_HAND_PREDICATES]
+        )
+        stats["motion_correct"].append(
+            [
+                int(((video_pairs["truth"] == c) & (video_pairs["predicted"] == c)).sum())
+                for c in AT_HAND_PREDICATES
+            ]
+        )
+        stats["held_total"].append(video_held.height)
+        stats["held_correct"].append(int((video_held["truth"] == video_held["predicted"]).sum()))
+    return stats
+
+
+def tail_predicates(train_counts: Sequence[int]) -> list[int]:
+    """The third of the predicates seen in train with the fewest train instances."""
+    seen = sorted((count, i) for i, count in enumerate(train_counts) if count > 0)
+    return [i for _, i in seen[: max(1, len(seen) // 3)]]
+
+
+def metrics_of(
+    stats: dict[str, np.ndarray], weights: np.ndarray, tail: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Every metric (percent) for each row of ``weights`` ([B, V] video multiplicities)."""
+
+    def total(key: str) -> np.ndarray:
+        values = stats[key]
+        return weights @ values.reshape(values.shape[0], -1)
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / np.maximum(den, 1e-12), np.nan)
+
+    counts = total("counts")
+    with_recall, no_recall = ratio(total("hits_with"), counts), ratio(total("hits_no"), counts)
+    motion = ratio(total("motion_correct"), total("motion_total"))
+    return {
+        "motion macro recall": 100 * np.nanmean(motion, axis=1),
+        "R@20 with": 100 * ratio(total("recall_sum")[:, 0], total("frames")[:, 0]),
+        "mR@20 with": 100 * np.nan_to_num(with_recall).sum(axis=1) / NUM_PREDICATES,
+        "mR@20 no": 100 * np.nan_to_num(no_recall).sum(axis=1) / NUM_PREDICATES,
+        "held-out recall": 100 * ratio(total("held_correct")[:, 0], total("held_total")[:, 0]),
+        "tail mR@20 with": 100 * np.nanmean(with_recall[:, list(tail)], axis=1),
+    }
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _permuted_motion(batches, seed: int) -> Iterator:
+    generator = torch.Generator().manual_seed(seed)
+    for batch, meta in batches:
+        order = torch.randperm(batch.motion.shape[0], generator=generator)
+        yield dataclasses.replace(batch, motion=batch.motion[order]), meta
+
+
+def run_one(settings: dict, overrides: Sequence[str], mode: str) -> dict:
+    """Train and evaluate one (data seed, variant, training seed); the record kept in runs.json."""
+    params = parse_params(apply_overrides(settings, overrides))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out_dir, open_mode(params, mode) as data:
+        model, loss_fn = build_training(params, data)
+        base = make_validator(data, params)
+        val_objects = data.index_objects.filter(pl.col("split") == "val")
+
+        def validate(table: pl.DataFrame) -> dict[str, float]:
+            motion = motion_metrics(
+                table, val_objects, params.evaluate.iou_threshold, params.evaluate.legacy_plus_one
+            )
+            return {**base(table), "motion macro recall": motion["motion_macro_recall"] or math.nan}
+
+        result = fit(
+            model, loss_fn, params.train, data.batches(params, "train", shuffle=True), data.batches(params, "val"),
+            validate, mode, Path(out_dir), "paired-ablation", run_settings(params, mode),
+        )  # fmt: skip
+        table = predict(model, data.batches(params, "test"), mode)
+        record = {
+            "overrides": list(overrides),
+            "curve": [
+                {"epoch": r.epoch, "loss": r.losses.get("total"), **r.validation}
+                for r in result.history
+            ],
+            "train_counts": predicate_counts(data.relations).tolist(),
+            "stats": video_statistics(table, params, data),
+        }
+        if model.mfe is not None:
+            permuted = predict(
+                model, _permuted_motion(data.batches(params, "test"), params.train.seed), mode
+            )
+            record["permuted_stats"] = video_statistics(permuted, params, data)
+    record["seconds"] = time.perf_counter() - started
+    return record
+
+
+def run_paired_ablation(
+    params_path: Path,
+    data_overrides: dict[str, Sequence[str]],
+    train_seeds: Sequence[int],
+    epochs: int,
+    mode: str,
+    runs_path: Path,
+    variants: Sequence[Variant] = FAIR_VARIANTS,
+    log=print,
+) -> dict:
+    """Run every (data seed, variant, training seed) not yet in ``runs_path``; save after each run."""
+    settings = yaml.safe_load(Path(params_path).read_text())
+    runs = json.loads(runs_path.read_text()) if runs_path.is_file() else {}
+    # seed-major order: a run cut short still leaves complete pairs for every variant
+    for data_name, data_sets in data_overrides.items():
+        for seed in train_seeds:
+            for variant in variants:
+                key = f"{data_name}/{variant.name}/s{seed}"
+                if key in runs:
+                    continue
+                overrides = [
+                    *data_sets,
+                    *budget_overrides(epochs),
+                    f"train.seed={seed}",
+                    *variant.overrides,
+                ]
+                record = run_one(settings, overrides, mode)
+                runs[key] = {
+                    "data": data_name,
+                    "variant": variant.name,
+                    "seed": seed,
+                    "mode": mode,
+                    **record,
+                }
+                atomic_write_json(runs_path, runs)
+                last = record["curve"][-1]
+                log(f"{key}: {record['seconds']:.0f}s, last epoch val R@20 {last['R@20']:.1f}, "
+                    f"val motion {last['motion macro recall']:.1f}")  # fmt: skip
+    return runs
+
+
+# --------------------------------------------------------------------------- table
+
+
+def _arrays(stats: dict[str, list]) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, dtype=np.float64) for k, v in stats.items() if k != "video"}
+
+
+def paired_table(
+    runs: dict, resamples: int = 2000, seed: int = 0, variants: Sequence[Variant] = FAIR_VARIANTS
+) -> pl.DataFrame:
+    """Per variant and metric: mean over runs, paired mean difference from full, 95% bootstrap CI."""
+    if not runs:
+        raise DataError("no runs recorded: run `mosa ablate --in-process` first")
+    records = list(runs.values())
+    data_names = sorted({r["data"] for r in records})
+    labels = {v.name: v.label for v in variants} | {
+        PERMUTED: "full, motion permuted at test (control)"
+    }
+    names = [v.name for v in variants if any(r["variant"] == v.name for r in records)]
+    if "full" not in names:
+        raise DataError("the runs hold no 'full' variant to pair with")
+    rng = np.random.default_rng(seed)
+    # per data seed: bootstrap weights (row 0 = the sample itself) and the runs' metrics under them
+    per_data: dict[str, dict[tuple[str, int], dict[str, np.ndarray]]] = {}
+    for data_name in data_names:
+        mine = [r for r in records if r["data"] == data_name]
+        videos = len(mine[0]["stats"]["video"])
+        weights = np.vstack(
+            [np.ones(videos), rng.multinomial(videos, np.full(videos, 1 / videos), size=resamples)]
+        )
+        tail = tail_predicates(next(r for r in mine if r["variant"] == "full")["train_counts"])
+        table: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+        for r in mine:
+            if r["stats"]["video"] != mine[0]["stats"]["video"]:
+                raise DataError(
+                    f"{data_name}: runs disagree on the test videos; rerun them on one index"
+                )
+            table[(r["variant"], r["seed"])] = metrics_of(_arrays(r["stats"]), weights, tail)
+            if r["variant"] == "full" and "permuted_stats" in r:
+                table[(PERMUTED, r["seed"])] = metrics_of(
+                    _arrays(r["permuted_stats"]), weights, tail
+                )
+        per_data[data_name] = table
+    rows = []
+    for name in [*names, PERMUTED]:
+        row: dict[str, object] = {"variant": name, "label": labels[name]}
+        runs_of = [(d, s) for d in data_names for (v, s) in per_data[d] if v == name]
+        if not runs_of:
+            continue
+        row["runs"] = len(runs_of)
+        for metric in METRICS:
+            values = np.array([per_data[d][(name, s)][metric][0] for d, s in runs_of])
+            row[f"{metric} mean"] = float(np.nanmean(values))
+            row[f"{metric} std"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else math.nan
+            if name == "full":
+                continue
+            # mean over data seeds of the mean paired difference over training seeds, per resample
+            per_seed = []
+            for d in data_names:
+                pairs = [s for (v, s) in per_data[d] if v == name and ("full", s) in per_data[d]]
+                if pairs:
+                    per_seed.append(np.nanmean([per_data[d][(name, s)][metric] - per_data[d][("full", s)][metric]
+                                                for s in pairs], axis=0))  # fmt: skip
+            diff = np.nanmean(per_seed, axis=0)
+            low, high = np.nanpercentile(diff[1:], [2.5, 97.5])
+            row[f"{metric} diff"], row[f"{metric} ci_low"], row[f"{metric} ci_high"] = (
+                float(diff[0]),
+                float(low),
+                float(high),
+            )
+        rows.append(row)
+    return pl.DataFrame(rows)
+
+
+def render_paired_markdown(table: pl.DataFrame, title: str) -> str:
+    lines = [f"**{title}**: mean over runs (percent); Δ = paired difference from full with a 95% bootstrap CI "
+             "over test videos", "", "| Variant | runs | " + " | ".join(METRICS) + " |",
+             "|---|---:|" + "---:|" * len(METRICS)]  # fmt: skip
+    for row in table.iter_rows(named=True):
+        cells = [str(row["label"]), str(row["runs"])]
+        for metric in METRICS:
+            mean = row[f"{metric} mean"]
+            text = "n/a" if mean is None or math.isnan(mean) else f"{mean:.1f}"
+            diff = row.get(f"{metric} diff")
+            if diff is not None and not math.isnan(diff):
+                text += f" (Δ {diff:+.1f} [{row[f'{metric} ci_low']:+.1f}, {row[f'{metric} ci_high']:+.1f}])"
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def learning_curves(runs: dict, variants: Sequence[str] = ("full", "baseline")) -> str:
+    """Markdown: per-epoch validation R@20, motion macro recall and train loss, mean over runs."""
+    lines = [
+        "| variant | epoch | train loss | val R@20 | val motion macro recall |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in variants:
+        curves = [r["curve"] for r in runs.values() if r["variant"] == name]
+        if not curves:
+            continue
+        for epoch in range(min(len(c) for c in curves)):
+            mean = {
+                k: float(np.nanmean([c[epoch][k] for c in curves]))
+                for k in ("loss", "R@20", "motion macro recall")
+            }
+            lines.append(
+                f"| {name} | {epoch + 1} | {mean['loss']:.4f} | {mean['R@20']:.1f} | {mean['motion macro recall']:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_paired_tables(runs_path: Path, out_dir: Path, resamples: int = 2000) -> pl.DataFrame:
+    """``ablation_<mode>_paired.md`` / ``.csv`` (+ learning curves in the markdown) into ``out_dir``."""
+    runs = json.loads(Path(runs_path).read_text())
+    table = paired_table(runs, resamples)
+    mode = next(iter(runs.values()))["mode"]
+    data = sorted({r["data"] for r in runs.values()})
+    seeds = sorted({r["seed"] for r in runs.values()})
+    title = f"{mode}, {len(data)} data seed(s) x training seeds {seeds}"
+    markdown = (
+        render_paired_markdown(table, title)
+        + "\nLearning curves (validation, mean over runs):\n\n"
+        + learning_curves(runs)
+    )
+    stem = Path(out_dir) / f"ablation_{mode}_paired"
+    atomic_write_text(stem.with_suffix(".md"), markdown)
+    atomic_write_text(stem.with_suffix(".csv"), table.write_csv(float_precision=3))
+    return table
+
+
+__all__ = ["FAIR_VARIANTS", "METRICS", "paired_table", "run_paired_ablation", "write_paired_tables"]

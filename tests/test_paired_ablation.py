@@ -1,0 +1,132 @@
+"""Paired ablation table: differences from full, bootstrap intervals over test videos."""
+
+from __future__ import annotations
+
+import numpy as np
+import yaml
+from support.training_caches import write_synthetic_caches
+
+from pipeline.constants import NUM_PREDICATES
+from pipeline.training.ablation import Variant
+from pipeline.training.paired_ablation import (
+    FAIR_VARIANTS,
+    METRICS,
+    metrics_of,
+    paired_table,
+    render_paired_markdown,
+    run_paired_ablation,
+    tail_predicates,
+    write_paired_tables,
+)
+
+
+def _stats(rng, videos: int, motion_accuracy: float) -> dict:
+    counts = rng.integers(0, 3, size=(videos, NUM_PREDICATES))
+    total = rng.integers(1, 6, size=(videos, 4))
+    return {
+        "video": [f"v{i}" for i in range(videos)],
+        "frames": [5] * videos,
+        "recall_sum": rng.uniform(2, 4, size=videos).tolist(),
+        "hits_with": (counts // 2).tolist(),
+        "hits_no": counts.tolist(),
+        "counts": counts.tolist(),
+        "motion_total": total.tolist(),
+        "motion_correct": np.round(total * motion_accuracy).astype(int).tolist(),
+        "held_correct": [1] * videos,
+        "held_total": [2] * videos,
+    }
+
+
+def _runs(accuracy: dict[str, float]) -> dict:
+    runs = {}
+    for data in ("d0", "d1"):
+        for variant, value in accuracy.items():
+            for seed in (0, 1, 2):
+                rng = np.random.default_rng(
+                    [len(data), seed]
+                )  # same videos for every variant of a data seed
+                stats = _stats(rng, 20, value)
+                runs[f"{data}/{variant}/s{seed}"] = {
+                    "data": data, "variant": variant, "seed": seed, "mode": "predcls", "train_counts": list(range(26)),
+                    "curve": [{"epoch": 0, "loss": 1.0, "R@20": 50.0, "motion macro recall": value * 100}],
+                    "stats": stats, **({"permuted_stats": _stats(rng, 20, 0.25) | {"video": stats["video"]}}
+                                       if variant == "full" else {}),
+                }  # fmt: skip
+    return runs
+
+
+def test_a_variant_that_loses_motion_gets_a_negative_interval_excluding_zero():
+    table = paired_table(_runs({"full": 1.0, "no-mfe": 0.5, "no-asm": 1.0}), resamples=300)
+    rows = {row["variant"]: row for row in table.iter_rows(named=True)}
+    assert list(rows) == ["full", "no-mfe", "no-asm", "full-motion-permuted"]
+    no_mfe = rows["no-mfe"]
+    assert no_mfe["motion macro recall diff"] < 0 and no_mfe["motion macro recall ci_high"] < 0
+    no_asm = rows["no-asm"]
+    assert (
+        no_asm["motion macro recall diff"] == 0
+        and no_asm["motion macro recall ci_low"] <= 0 <= no_asm["motion macro recall ci_high"]
+    )
+    assert rows["full-motion-permuted"]["motion macro recall ci_high"] < 0
+    assert "Δ" in render_paired_markdown(table, "t")
+
+
+def test_metrics_follow_the_definitions_on_the_plain_sample():
+    stats = {
+        k: np.asarray(v, dtype=float)
+        for k, v in _stats(np.random.default_rng(0), 4, 1.0).items()
+        if k != "video"
+    }
+    values = metrics_of(stats, np.ones((1, 4)), tail=[0])
+    assert set(values) == set(METRICS)
+    assert values["motion macro recall"][0] == 100.0 and values["held-out recall"][0] == 50.0
+    assert np.isclose(values["R@20 with"][0], 100 * stats["recall_sum"].sum() / 20)
+
+
+def test_variants_differ_from_full_in_one_switch_and_baseline_keeps_gamma():
+    by_name: dict[str, Variant] = {v.name: v for v in FAIR_VARIANTS}
+    assert all(len(v.overrides) == 1 for n, v in by_name.items() if n not in ("full", "baseline"))
+    assert not any("gamma" in o for o in by_name["baseline"].overrides)
+    assert by_name["gamma-0"].overrides == ("model.loss.gamma=0",)
+    assert tail_predicates([0, 5, 1, 9, 3, 7]) == [2]
+
+
+def test_in_process_runs_train_every_variant_and_render(tmp_path):
+    params = write_synthetic_caches(tmp_path / "world")
+    small = [
+        "model.d_model=16",
+        "model.heads=2",
+        "model.mim_heads=2",
+        "model.temporal_layers=1",
+        "train.batch_videos=2",
+    ]
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    variants = tuple(v for v in FAIR_VARIANTS if v.name in ("full", "no-mfe"))
+    runs_path = tmp_path / "runs.json"
+    runs = run_paired_ablation(
+        params_path, {"d0": small}, [0], 2, "predcls", runs_path, variants, log=lambda _: None
+    )
+    assert set(runs) == {"d0/full/s0", "d0/no-mfe/s0"}
+    full = runs["d0/full/s0"]
+    assert (
+        len(full["curve"]) == 2
+        and "permuted_stats" in full
+        and "permuted_stats" not in runs["d0/no-mfe/s0"]
+    )
+    assert (
+        "train.selection=last" in full["overrides"]
+        and "model.mfe=false" in runs["d0/no-mfe/s0"]["overrides"]
+    )
+    # resuming skips finished runs
+    resumed = run_paired_ablation(
+        params_path, {"d0": small}, [0], 2, "predcls", runs_path, variants, log=None
+    )
+    assert (
+        set(resumed) == set(runs)
+        and resumed["d0/full/s0"]["seconds"] == runs["d0/full/s0"]["seconds"]
+    )
+    table = write_paired_tables(runs_path, tmp_path, resamples=50)
+    assert table["variant"].to_list() == ["full", "no-mfe", "full-motion-permuted"]
+    assert (tmp_path / "ablation_predcls_paired.md").read_text().count(
+        "| full |"
+    ) == 2  # both learning curve epochs
