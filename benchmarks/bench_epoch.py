@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_loader import drain, prepare
+from bench_loader import add_cache_arguments, drain, prepare
 from timing import timed
 
 TARGET_RATIO = 1.3
@@ -37,19 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--scale", type=float, default=0.1, help="fraction of AG's video and frame counts"
-    )
-    parser.add_argument(
-        "--out", type=Path, help="where to write the caches (default: a new temporary folder)"
-    )
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the caches instead of deleting them"
-    )
-    parser.add_argument(
-        "--reuse", action="store_true", help="reuse caches under --out (same --scale and --seed)"
-    )
-    parser.add_argument("--seed", type=int, default=0)
+    add_cache_arguments(parser)
     parser.add_argument("--threads", type=int, default=0, help="train.threads (0: all cores)")
     parser.add_argument("--videos", type=int, help="train on this many videos of the epoch only")
     parser.add_argument(

@@ -101,10 +101,8 @@ def drain(batches) -> int:
     return frames
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the AG-scale caches live and how they are built; shared with bench_epoch.py."""
     parser.add_argument(
         "--scale", type=float, default=0.1, help="fraction of AG's video and frame counts"
     )
@@ -118,6 +116,13 @@ def main() -> None:
         "--reuse", action="store_true", help="reuse caches under --out (same --scale and --seed)"
     )
     parser.add_argument("--seed", type=int, default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_cache_arguments(parser)
     parser.add_argument("--mode", default="predcls", choices=["predcls", "sgcls", "sgdet"])
     parser.add_argument(
         "--reference-videos", type=int, default=300, help="videos read through the ROI cache"

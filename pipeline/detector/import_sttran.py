@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.detector.weights import extract_state_dict, read_checkpoint
+from pipeline.detector.weights import extract_state_dict, key_mismatch, read_checkpoint
 from pipeline.io import DataError, atomic_path
 
 STTRAN_CONFIG = "configs/detector/faster_rcnn_r101_c4_sttran_ag.py"
@@ -112,15 +112,9 @@ def check_against_model(
     for key, tensor in expected.items():
         if key not in converted and key.endswith("num_batches_tracked"):
             converted[key] = torch.zeros_like(tensor)
-    missing = [key for key in expected if key not in converted]
-    leftover = [key for key in converted if key not in expected]
-    if missing or leftover:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
-        if leftover:
-            parts.append(f"{len(leftover)} leftover keys (e.g. {leftover[0]})")
-        raise DataError(f"{source}: {' and '.join(parts)} against {STTRAN_CONFIG}")
+    mismatch = key_mismatch(expected, converted)
+    if mismatch:
+        raise DataError(f"{source}: {mismatch} against {STTRAN_CONFIG}")
     for key, tensor in expected.items():
         if tuple(converted[key].shape) != tuple(tensor.shape):
             raise DataError(

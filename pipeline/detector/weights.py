@@ -118,15 +118,9 @@ def load_state_dict_into(
             raise DataError(
                 f"{where}: {key} has shape {got}, the config builds {want}{_class_count_hint(key, got, want)}"
             )
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
-        raise DataError(f"{where}: {' and '.join(parts)}; is it a checkpoint of this architecture?")
+    mismatch = key_mismatch(expected, state)
+    if mismatch:
+        raise DataError(f"{where}: {mismatch}; is it a checkpoint of this architecture?")
     model.load_state_dict(state, strict=True)
 
 
@@ -135,3 +129,15 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, meta: dict[str, An
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     with atomic_path(path, suffix=".pth") as tmp:
         torch.save({"state_dict": state, "meta": meta}, tmp)
+
+
+def key_mismatch(expected: dict, state: dict) -> str | None:
+    """``"N missing keys (e.g. K) and M leftover keys (e.g. K)"`` between two state dicts, or None."""
+    missing = [key for key in expected if key not in state]
+    leftover = [key for key in state if key not in expected]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+    if leftover:
+        parts.append(f"{len(leftover)} leftover keys (e.g. {leftover[0]})")
+    return " and ".join(parts) or None
