@@ -3,6 +3,10 @@
 * :func:`atomic_path` / :func:`atomic_write_bytes` / :func:`atomic_write_json`:
   write to a temporary file in the destination folder, fsync, then rename, so
   a crash never leaves a half-written output where a later stage reads it.
+* :func:`disk_full_as_error`: turns "no space left on device" into a
+  :class:`DiskFullError` naming the folder and roughly how much space the
+  step needs; :func:`atomic_path` applies it to every file it writes, and a
+  stage writing many files wraps itself in it with its own estimate.
 * :func:`read_parquet` / :func:`open_hdf5`: open a cache file written by an
   earlier stage, turning a missing or damaged file into a :class:`DataError`
   that names it and the stage to rerun. Parquet and HDF5 both record their
@@ -17,12 +21,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
 import pickle
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,29 +41,99 @@ class DataError(ValueError):
     """A one-line, user-facing error about input data (names the file or frame)."""
 
 
+class DiskFullError(DataError):
+    """The disk filled up while writing an output; the message names the folder and the space needed."""
+
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Writers that drop the errno on the way up: h5py ("errno = 28"), Rust
+# libraries such as polars ("os error 28") and torch's zip writer only keep
+# the system's message.
+_DISK_FULL_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT), "errno = 28", "os error 28")
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` is the system's "no space left on device" (or quota exceeded)."""
+    if isinstance(err, DiskFullError):
+        return True
+    if isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS:
+        return True
+    return isinstance(err, (OSError, RuntimeError)) and any(text in str(err) for text in _DISK_FULL_TEXTS)
+
+
+def human_size(n_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1000:
+            return f"{n_bytes:.0f} {unit}"
+        n_bytes /= 1000
+    return f"{n_bytes:.1f} TB"
+
+
+def _free_bytes(folder: Path) -> int | None:
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return shutil.disk_usage(candidate).free
+    return None
+
+
+@contextlib.contextmanager
+def disk_full_as_error(folder: str | Path, needed_bytes: int | Callable[[], int]) -> Iterator[None]:
+    """Turn a full disk inside the block into a :class:`DiskFullError` about ``folder``.
+
+    ``needed_bytes`` (or a callable giving it when the disk fills, so it can
+    extrapolate from what was written) is the rough size of the whole output.
+    An inner :class:`DiskFullError` is restated with this block's folder and
+    estimate, so a stage reports its own output, not one file of it. Cleaning
+    up is the caller's job (:func:`atomic_path` removes its temporary file).
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if not is_disk_full(err):
+            raise
+        folder = Path(folder)
+        needed = needed_bytes() if callable(needed_bytes) else needed_bytes
+        free = _free_bytes(folder)
+        have = "" if free is None else f"{human_size(free)} free; "
+        need = f"this output needs about {human_size(needed)} or more" if needed > 0 else "this output needs more"
+        raise DiskFullError(
+            f"{folder}: no space left on device ({have}{need}); free some space or write it to another disk, then rerun"
+        ) from None
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; rename it onto ``dest`` on success.
 
     On an exception the temporary file is removed and ``dest`` is untouched.
+    A full disk becomes a :class:`DiskFullError` naming the folder; the space
+    needed is estimated as the larger of what was written before the disk
+    filled and the previous ``dest``.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp creates 0600; outputs should get the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    written = [0]  # bytes in the temporary file when it was removed
+
+    def needed() -> int:
+        return max(written[0], dest.stat().st_size if dest.is_file() else 0)
+
+    with disk_full_as_error(dest.parent, needed):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        # mkstemp creates 0600; outputs should get the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        try:
+            yield tmp
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, dest)
+        finally:
+            if tmp.exists():
+                written[0] = tmp.stat().st_size
+                tmp.unlink()
 
 
 def atomic_write_bytes(dest: str | Path, data: bytes) -> None:

@@ -30,7 +30,7 @@ from pipeline.ag.layout import (
     read_object_classes,
     read_predicates,
 )
-from pipeline.ag.validate import box_problems
+from pipeline.ag.validate import STRUCTURE_FILES, box_problems, frame_structure_problems, person_boxes
 from pipeline.constants import ATTENTION, CONTACTING, GROUPS, SPATIAL
 from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet, safe_load_pickle
 
@@ -143,13 +143,15 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
         parsed = parse_frame_key(key)
         if key not in object_bbox:
             raise DataError(f"{root / OBJECT_PKL}: frame {key} is in person_bbox.pkl but has no object entry")
+        structure = frame_structure_problems(key, person_bbox[key], object_bbox[key])
+        if structure:
+            first = structure[0]
+            raise DataError(f"{root / STRUCTURE_FILES[first.kind]}: frame {key}: {first.message}; run `mosa validate {root}` to list every problem")
         objects = object_bbox[key]
         if not objects:
             dropped["frames_without_objects"] += 1
             continue
         split = objects[0]["metadata"]["set"]
-        if split not in ("train", "test"):
-            raise DataError(f"frame {key}: metadata set {split!r} is neither 'train' nor 'test'")
         visible = []
         for obj in objects:
             if not obj.get("visible"):
@@ -170,10 +172,11 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
             dropped["frames_without_visible_object"] += 1
             continue
         person = person_bbox[key]
-        if np.asarray(person["bbox"]).shape[0] == 0:
+        boxes = person_boxes(person)
+        if boxes.shape[0] == 0:
             dropped["frames_without_person"] += 1
             continue
-        _refuse_broken_box(tuple(np.asarray(person["bbox"], dtype=np.float64)[0].tolist()), person["bbox_size"], key, "person", root)
+        _refuse_broken_box(tuple(boxes[0].tolist()), person["bbox_size"], key, "person", root)
         videos[parsed.video].append((parsed.number, key, split, person, visible))
 
     frame_rows = defaultdict(list)
@@ -185,7 +188,7 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
             dropped["frames_in_short_videos"] += len(frames)
             continue
         for number, key, split, person, visible in frames:
-            box = np.asarray(person["bbox"], dtype=np.float64)[0]
+            box = person_boxes(person)[0]
             width, height = (int(v) for v in person["bbox_size"])
             for column, value in zip(
                 FRAME_SCHEMA,

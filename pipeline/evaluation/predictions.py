@@ -98,6 +98,11 @@ def _check_type(column: str, dtype: pl.DataType, source: str) -> None:
         raise DataError(f"{source}: column '{column}' has type {_type_name(dtype)}, expected {expected}")
 
 
+def _each_row(mask: np.ndarray) -> np.ndarray:
+    """Per row, whether all of it holds (``mask`` is (N,) or (N, L); N may be 0)."""
+    return mask if mask.ndim == 1 else mask.all(axis=1)
+
+
 def _fail_row(source: str, frames: np.ndarray, row: int, problem: str) -> DataError:
     return DataError(f"{source}: row {row} (frame {frames[row]}): {problem}")
 
@@ -140,11 +145,11 @@ def validate_predictions(table: pl.DataFrame, source: str = "predictions") -> Pr
     scores = {c: table[c].cast(pl.Float64).to_numpy() for c in SCORE_COLUMNS}
 
     for column, values in {**lists, **scores}.items():
-        finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+        finite = _each_row(np.isfinite(values))
         if not finite.all():
             raise _fail_row(source, frames, int(np.argmin(finite)), f"'{column}' is NaN or infinite")
     for column, values in {**scores, **{c: lists[c] for c in DISTRIBUTION_COLUMNS}}.items():
-        inside = ((values >= 0.0) & (values <= 1.0)).reshape(len(values), -1).all(axis=1)
+        inside = _each_row((values >= 0.0) & (values <= 1.0))
         if not inside.all():
             row = int(np.argmin(inside))
             raise _fail_row(source, frames, row, f"'{column}' has a probability outside [0, 1]: {values[row].tolist()}")
