@@ -33,7 +33,8 @@ ANNOTATION_FILES = (PERSON_PKL, OBJECT_PKL, OBJECT_CLASSES_TXT, RELATIONSHIP_CLA
 
 # VIDEO.mp4/NNNNNN.png with a plain file-name video id: anything else (slashes,
 # '..', absolute paths) could escape the frames folder.
-FRAME_KEY_PATTERN = re.compile(r"^(?P<video>[A-Za-z0-9_\-]+\.mp4)/(?P<number>\d{6})\.png$")
+# (\Z, not $: a $ would also accept a trailing newline.)
+FRAME_KEY_PATTERN = re.compile(r"^(?P<video>[A-Za-z0-9_\-]+\.mp4)/(?P<number>\d{6})\.png\Z")
 
 
 @dataclass(frozen=True)

@@ -95,16 +95,17 @@ class AGIndex:
 
 
 def _predicate_indices(names, group: slice, predicates: list[str], frame: str, field_name: str) -> list[int]:
+    """Global indices of ``names``; ``frame`` is how errors name the record (file and frame key)."""
     if names is None:
-        raise DataError(f"frame {frame}: a visible object has {field_name}=None; fix the annotation or mark it invisible")
+        raise DataError(f"{frame}: a visible object has {field_name}=None; fix the annotation or mark it invisible")
     out = []
     for name in names:
         try:
             index = predicates.index(name)
         except ValueError:
-            raise DataError(f"frame {frame}: unknown predicate {name!r} in {field_name}") from None
+            raise DataError(f"{frame}: unknown predicate {name!r} in {field_name}") from None
         if not group.start <= index < group.stop:
-            raise DataError(f"frame {frame}: predicate {name!r} does not belong in {field_name}")
+            raise DataError(f"{frame}: predicate {name!r} does not belong in {field_name}")
         out.append(index)
     return out
 
@@ -118,9 +119,10 @@ FATAL_BOX_PROBLEMS = frozenset({"nan_box", "negative_box"})
 
 def _refuse_broken_box(box, size, key: str, what: str, root: Path) -> None:
     width, height = (int(v) for v in size)
+    source = root / (PERSON_PKL if what == "person" else OBJECT_PKL)
     for problem in box_problems(box, width, height, key, what):
         if problem.kind in FATAL_BOX_PROBLEMS:
-            raise DataError(f"frame {key}: {problem.message}; run `mosa validate {root}` to list every problem")
+            raise DataError(f"{source}: frame {key}: {problem.message}; run `mosa validate {root}` to list every problem")
 
 
 def load_action_genome(root: str | Path, filter_small: bool = False, small_box_side: float = 16.0) -> AGIndex:
@@ -140,7 +142,11 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
     # video -> list of (frame_number, key, split, visible objects)
     videos: dict[str, list] = defaultdict(list)
     for key in person_bbox:
-        parsed = parse_frame_key(key)
+        try:
+            parsed = parse_frame_key(key)
+        except DataError as err:
+            raise DataError(f"{root / PERSON_PKL}: {err}") from None
+        record = f"{root / OBJECT_PKL}: frame {key}"
         if key not in object_bbox:
             raise DataError(f"{root / OBJECT_PKL}: frame {key} is in person_bbox.pkl but has no object entry")
         structure = frame_structure_problems(key, person_bbox[key], object_bbox[key])
@@ -157,7 +163,7 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
             if not obj.get("visible"):
                 continue
             if obj.get("bbox") is None:
-                raise DataError(f"frame {key}: visible object {obj.get('class')!r} has no bbox")
+                raise DataError(f"{record}: visible object {obj.get('class')!r} has no bbox")
             x, y, w, h = (float(v) for v in obj["bbox"])
             _refuse_broken_box((x, y, x + w, y + h), person_bbox[key]["bbox_size"], key, repr(obj.get("class")), root)
             small = min(w, h) <= small_box_side
@@ -166,7 +172,7 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
                 continue
             name = obj.get("class")
             if name not in object_classes or name in ("__background__", "person"):
-                raise DataError(f"frame {key}: unknown object class {name!r}")
+                raise DataError(f"{record}: unknown object class {name!r}")
             visible.append((object_classes.index(name), obj, (x, y, x + w, y + h), small))
         if not visible:
             dropped["frames_without_visible_object"] += 1
@@ -196,12 +202,13 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
                 strict=True,
             ):
                 frame_rows[column].append(value)
+            record = f"{root / OBJECT_PKL}: frame {key}"
             for class_index, obj, xyxy, small in sorted(visible, key=lambda item: item[0]):
                 values = (
                     key, video, number, split, class_index, *xyxy,
-                    _predicate_indices(obj.get("attention_relationship"), ATTENTION, predicates, key, "attention_relationship"),
-                    _predicate_indices(obj.get("spatial_relationship"), SPATIAL, predicates, key, "spatial_relationship"),
-                    _predicate_indices(obj.get("contacting_relationship"), CONTACTING, predicates, key, "contacting_relationship"),
+                    _predicate_indices(obj.get("attention_relationship"), ATTENTION, predicates, record, "attention_relationship"),
+                    _predicate_indices(obj.get("spatial_relationship"), SPATIAL, predicates, record, "spatial_relationship"),
+                    _predicate_indices(obj.get("contacting_relationship"), CONTACTING, predicates, record, "contacting_relationship"),
                     small,
                 )  # fmt: skip
                 for column, value in zip(OBJECT_SCHEMA, values, strict=True):

@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.ag.layout import (
     ANNOTATION_FILES,
+    FRAME_KEY_PATTERN,
     FRAME_LIST_TXT,
     OBJECT_PKL,
     PERSON_PKL,
@@ -235,6 +236,11 @@ def frame_structure_problems(key: str, person_entry, objects) -> list[Problem]:
     return problems
 
 
+def _printable_key(key) -> str:
+    """A frame key as it can stand in a one-line report (repr unless it is a well-formed key)."""
+    return key if isinstance(key, str) and FRAME_KEY_PATTERN.match(key) else repr(key)
+
+
 def _frame_key_order(key) -> tuple[bool, str]:
     # keys of a damaged pickle may mix types; order them without comparing across types
     return (not isinstance(key, str), repr(key))
@@ -287,16 +293,16 @@ def validate_root(root: str | Path, check_frames: bool = True) -> list[Problem]:
                 pickles[rel] = safe_load_pickle(root / rel)
             except DataError as err:
                 problems.append(Problem(ERROR, "bad_pickle", str(root / rel), str(err)))
-    person_bbox, object_bbox = pickles.get(PERSON_PKL), pickles.get(OBJECT_PKL)
-    for rel, data in ((PERSON_PKL, person_bbox), (OBJECT_PKL, object_bbox)):
-        if data is not None and not isinstance(data, dict):
+    for rel, data in pickles.items():
+        if not isinstance(data, dict):
             problems.append(Problem(ERROR, "bad_pickle", str(root / rel), f"holds a {type(data).__name__}, expected a dict keyed by frame; re-download the annotation file"))
+    person_bbox, object_bbox = pickles.get(PERSON_PKL), pickles.get(OBJECT_PKL)
     if not isinstance(person_bbox, dict) or not isinstance(object_bbox, dict):
         return problems
 
     for key in sorted(set(person_bbox) ^ set(object_bbox), key=_frame_key_order):
         where = PERSON_PKL if key in person_bbox else OBJECT_PKL
-        problems.append(Problem(ERROR, "unpaired_frame", repr(key) if not isinstance(key, str) else key, f"only in {where}"))
+        problems.append(Problem(ERROR, "unpaired_frame", _printable_key(key), f"only in {where}"))
 
     video_sizes: dict[str, Counter] = defaultdict(Counter)
     for key in sorted(set(person_bbox) & set(object_bbox), key=_frame_key_order):
@@ -331,5 +337,5 @@ def validate_root(root: str | Path, check_frames: bool = True) -> list[Problem]:
         except DataError as err:
             return [*problems, Problem(ERROR, "bad_frame_list", str(frame_list), str(err))]
         for key in sorted(listed - set(person_bbox)):
-            problems.append(Problem(WARNING, "listed_without_annotation", key, "in frame_list.txt but not in the pickles"))
+            problems.append(Problem(WARNING, "listed_without_annotation", _printable_key(key), "in frame_list.txt but not in the pickles"))
     return problems
