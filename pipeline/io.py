@@ -149,17 +149,34 @@ def atomic_write_json(dest: str | Path, obj: Any) -> None:
     atomic_write_text(dest, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def read_parquet(path: str | Path, stage: str, **kwargs: Any):
-    """``polars.read_parquet(path, **kwargs)``; a missing or damaged file names ``stage`` to rerun."""
+def read_parquet(path: str | Path, stage: str, schema: dict | None = None, **kwargs: Any):
+    """``polars.read_parquet(path, **kwargs)``; a missing or damaged file names ``stage`` to rerun.
+
+    With ``schema`` ({column: polars type}) the table is checked and returned
+    with exactly those columns in that order and type; a missing column or
+    one that does not cast (a file from an older version, or a damaged
+    footer) is a :class:`DataError` too.
+    """
     import polars as pl
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: missing; run the {stage} stage first (dvc repro {stage})")
+    rerun = f"rerun the {stage} stage (dvc repro {stage})"
     try:
-        return pl.read_parquet(path, **kwargs)
-    except (pl.exceptions.PolarsError, OSError) as err:
-        raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}); rerun the {stage} stage (dvc repro {stage})") from None
+        table = pl.read_parquet(path, **kwargs)
+    except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as err:
+        # a damaged footer can make the Rust reader panic instead of failing
+        raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}); {rerun}") from None
+    if schema is None:
+        return table
+    missing = [name for name in schema if name not in table.columns]
+    if missing:
+        raise DataError(f"{path}: no column(s) {', '.join(missing)} (an older format, or damaged); {rerun}")
+    for name, dtype in schema.items():
+        if table.schema[name] != dtype:
+            raise DataError(f"{path}: column '{name}' is {table.schema[name]}, expected {dtype} (an older format, or damaged); {rerun}")
+    return table.select(list(schema))
 
 
 def open_hdf5(path: str | Path, stage: str):

@@ -302,9 +302,10 @@ def write_index(index: AGIndex, index_dir: str | Path) -> dict:
 def read_index(index_dir: str | Path) -> AGIndex:
     """Read an index written by :func:`write_index`."""
     index_dir = Path(index_dir)
+    schemas = {"frames": FRAME_SCHEMA, "objects": OBJECT_SCHEMA, "relations": RELATION_SCHEMA}
     tables = {}
     for name, file_name in INDEX_FILES.items():
-        tables[name] = read_parquet(index_dir / file_name, "index")
+        tables[name] = read_parquet(index_dir / file_name, "index", schema=schemas[name])
     return AGIndex(**tables)
 
 
