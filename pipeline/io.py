@@ -3,6 +3,8 @@
 * :func:`atomic_path` / :func:`atomic_write_bytes` / :func:`atomic_write_json`:
   write to a temporary file in the destination folder, fsync, then rename, so
   a crash never leaves a half-written output where a later stage reads it.
+* :func:`atomic_dir`: the same for a folder of many files (staged next to
+  it, swapped in when complete).
 * :func:`disk_full_as_error`: turns "no space left on device" into a
   :class:`DiskFullError` naming the folder and roughly how much space the
   step needs; :func:`atomic_path` applies it to every file it writes, and a
@@ -46,9 +48,9 @@ class DiskFullError(DataError):
 
 
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-# Writers that drop the errno on the way up: h5py ("errno = 28"), Rust
-# libraries such as polars ("os error 28") and torch's zip writer only keep
-# the system's message.
+# Writers that drop the errno on the way up keep only the system's message:
+# h5py ("errno = 28"), polars' ComputeError ("os error 28"), torch's zip
+# writer (a RuntimeError).
 _DISK_FULL_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT), "errno = 28", "os error 28")
 
 
@@ -56,9 +58,9 @@ def is_disk_full(err: BaseException) -> bool:
     """Whether ``err`` is the system's "no space left on device" (or quota exceeded)."""
     if isinstance(err, DiskFullError):
         return True
-    if isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS:
-        return True
-    return isinstance(err, (OSError, RuntimeError)) and any(text in str(err) for text in _DISK_FULL_TEXTS)
+    if isinstance(err, OSError) and err.errno is not None:
+        return err.errno in _DISK_FULL_ERRNOS
+    return any(text in str(err) for text in _DISK_FULL_TEXTS)
 
 
 def human_size(n_bytes: float) -> str:
@@ -88,7 +90,7 @@ def disk_full_as_error(folder: str | Path, needed_bytes: int | Callable[[], int]
     """
     try:
         yield
-    except (OSError, RuntimeError) as err:
+    except Exception as err:  # only a full disk is converted; anything else propagates as it was
         if not is_disk_full(err):
             raise
         folder = Path(folder)
@@ -134,6 +136,34 @@ def atomic_path(dest: str | Path, suffix: str = "") -> Iterator[Path]:
             if tmp.exists():
                 written[0] = tmp.stat().st_size
                 tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder next to ``dest``; it replaces ``dest`` on success.
+
+    On an exception (a full disk included) the staging folder is removed and
+    ``dest`` is untouched. A staging folder left by a killed run is cleared
+    first.
+    """
+    dest = Path(dest)
+    staging = dest.with_name(f".{dest.name}.partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    try:
+        staging.mkdir(parents=True)
+        yield staging
+        if dest.exists():
+            shutil.rmtree(dest)
+        staging.rename(dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def tree_size(folder: str | Path) -> int:
+    """Bytes in the files under ``folder`` (0 if it does not exist)."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
 def atomic_write_bytes(dest: str | Path, data: bytes) -> None:

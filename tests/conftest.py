@@ -13,7 +13,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # suite in tests/fuzz/). HYPOTHESIS_PROFILE picks one: `ci` (the default) is
 # derandomised so a CI failure reproduces; `thorough` explores far more and
 # keeps a local example database; `dev` is a quick smoke run.
-_FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_FUZZ = dict(
+    deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 settings.register_profile("ci", max_examples=150, derandomize=True, database=None, **_FUZZ)
 settings.register_profile("thorough", max_examples=3000, **_FUZZ)
 settings.register_profile("dev", max_examples=30, **_FUZZ)

@@ -30,7 +30,12 @@ from pipeline.ag.layout import (
     read_object_classes,
     read_predicates,
 )
-from pipeline.ag.validate import STRUCTURE_FILES, box_problems, frame_structure_problems, person_boxes
+from pipeline.ag.validate import (
+    STRUCTURE_FILES,
+    box_problems,
+    frame_structure_problems,
+    person_boxes,
+)
 from pipeline.constants import ATTENTION, CONTACTING, GROUPS, SPATIAL
 from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet, safe_load_pickle
 

@@ -25,8 +25,8 @@ from pipeline.ag.layout import (
     PERSON_PKL,
     parse_frame_key,
     read_object_classes,
-    read_text_lines,
     read_predicates,
+    read_text_lines,
 )
 from pipeline.constants import ATTENTION, CONTACTING, SPATIAL
 from pipeline.io import DataError, safe_load_pickle

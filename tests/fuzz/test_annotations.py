@@ -39,7 +39,15 @@ from pipeline.constants import OBJECT_CLASSES, PREDICATES, raw_object_name, raw_
 
 KEYS = [f"FUZZ.mp4/{n:06d}.png" for n in (1, 2, 3, 4)]
 PERSON_FIELDS = ["bbox", "bbox_score", "bbox_size", "bbox_mode", "keypoints", "keypoints_logits"]
-OBJECT_FIELDS = ["class", "bbox", "attention_relationship", "spatial_relationship", "contacting_relationship", "metadata", "visible"]
+OBJECT_FIELDS = [
+    "class",
+    "bbox",
+    "attention_relationship",
+    "spatial_relationship",
+    "contacting_relationship",
+    "metadata",
+    "visible",
+]
 
 
 def clean_pickles() -> tuple[dict, dict]:
@@ -56,11 +64,30 @@ damages = st.one_of(
     st.tuples(st.just("person_field"), st.sampled_from(KEYS), st.sampled_from(PERSON_FIELDS), junk),
     st.tuples(st.just("object_field"), st.sampled_from(KEYS), st.sampled_from(OBJECT_FIELDS), junk),
     st.tuples(st.just("metadata_set"), st.sampled_from(KEYS), st.just("set"), junk),
-    st.tuples(st.sampled_from(["person_entry", "object_entry", "object_list_item"]), st.sampled_from(KEYS), st.none(), junk),
-    st.tuples(st.just("drop_person_key"), st.sampled_from(KEYS), st.sampled_from(PERSON_FIELDS), st.none()),
-    st.tuples(st.just("drop_object_key"), st.sampled_from(KEYS), st.sampled_from(OBJECT_FIELDS), st.none()),
-    st.tuples(st.sampled_from(["extra_person_key", "extra_object_key"]), st.sampled_from(KEYS), st.text(max_size=5), junk),
-    st.tuples(st.sampled_from(["extra_frame_person", "extra_frame_object"]), st.one_of(junk, st.text()), st.none(), junk),
+    st.tuples(
+        st.sampled_from(["person_entry", "object_entry", "object_list_item"]),
+        st.sampled_from(KEYS),
+        st.none(),
+        junk,
+    ),
+    st.tuples(
+        st.just("drop_person_key"), st.sampled_from(KEYS), st.sampled_from(PERSON_FIELDS), st.none()
+    ),
+    st.tuples(
+        st.just("drop_object_key"), st.sampled_from(KEYS), st.sampled_from(OBJECT_FIELDS), st.none()
+    ),
+    st.tuples(
+        st.sampled_from(["extra_person_key", "extra_object_key"]),
+        st.sampled_from(KEYS),
+        st.text(max_size=5),
+        junk,
+    ),
+    st.tuples(
+        st.sampled_from(["extra_frame_person", "extra_frame_object"]),
+        st.one_of(junk, st.text()),
+        st.none(),
+        junk,
+    ),
     st.tuples(st.sampled_from(["person_file", "object_file"]), st.none(), st.none(), junk),
 )
 
@@ -153,15 +180,26 @@ def test_validate_command_lists_the_issue_cases_without_a_traceback(tmp_path):
     root = write_root(tmp_path / "ag", person_bbox, object_bbox, frames=False)
     cases = {
         "list": ([1, "a"], object_bbox, "holds a list, expected a dict keyed by frame"),
-        "string bbox": ({**person_bbox, KEYS[0]: {**person_bbox[KEYS[0]], "bbox": "1, 2, 3, 4"}}, object_bbox, "is not an (N, 4) array"),
+        "string bbox": (
+            {**person_bbox, KEYS[0]: {**person_bbox[KEYS[0]], "bbox": "1, 2, 3, 4"}},
+            object_bbox,
+            "is not an (N, 4) array",
+        ),
     }
     for name, (person_data, object_data, expected) in cases.items():
         write_pickles(root, person_data, object_data)
         result = CliRunner().invoke(app, ["validate", "--no-frames", str(root)])
-        assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit), name
+        assert (
+            result.exit_code == 1
+            and result.exception is None
+            or isinstance(result.exception, SystemExit)
+        ), name
         assert expected in result.output and "Traceback" not in result.output, result.output
         index = CliRunner().invoke(app, ["index", "--params", str(_params_for(tmp_path, root))])
-        assert index.exit_code == 2 and isinstance(index.exception, SystemExit), (name, index.output)
+        assert index.exit_code == 2 and isinstance(index.exception, SystemExit), (
+            name,
+            index.output,
+        )
         assert len(index.output.strip().splitlines()) == 1 and str(root) in index.output
 
 
@@ -228,10 +266,19 @@ def test_class_and_frame_list_files(clean_root, data, rel):
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         (root / "annotations").mkdir()
-        for other in (PERSON_PKL, OBJECT_PKL, OBJECT_CLASSES_TXT, RELATIONSHIP_CLASSES_TXT, FRAME_LIST_TXT):
+        for other in (
+            PERSON_PKL,
+            OBJECT_PKL,
+            OBJECT_CLASSES_TXT,
+            RELATIONSHIP_CLASSES_TXT,
+            FRAME_LIST_TXT,
+        ):
             (root / other).write_bytes((clean_root / other).read_bytes())
         (root / rel).write_bytes(data)
-        for read, expected in ((read_object_classes, ["__background__", *OBJECT_CLASSES[1:]]), (read_predicates, list(PREDICATES))):
+        for read, expected in (
+            (read_object_classes, ["__background__", *OBJECT_CLASSES[1:]]),
+            (read_predicates, list(PREDICATES)),
+        ):
             with one_line_error_or_result(root / rel) as failed:
                 names = read(root)
             if not failed:

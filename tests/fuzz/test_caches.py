@@ -23,7 +23,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzz.contract import flip_bit, one_line_error_or_result
-from pipeline.ag.reader import FRAME_SCHEMA, INDEX_FILES, OBJECT_SCHEMA, RELATION_SCHEMA, build_ag_index, read_index, write_index
+from pipeline.ag.reader import (
+    FRAME_SCHEMA,
+    INDEX_FILES,
+    OBJECT_SCHEMA,
+    RELATION_SCHEMA,
+    build_ag_index,
+    read_index,
+    write_index,
+)
 from pipeline.extraction import cache
 from pipeline.extraction.cache import RoiCache
 
@@ -35,7 +43,9 @@ byte_damage = st.tuples(st.sampled_from(["truncate", "flip"]), st.integers(0, 2*
 def damage_bytes(path: Path, how) -> None:
     kind, position = how
     data = path.read_bytes()
-    path.write_bytes(data[: position % len(data)] if kind == "truncate" else flip_bit(data, position))
+    path.write_bytes(
+        data[: position % len(data)] if kind == "truncate" else flip_bit(data, position)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +124,25 @@ def roi_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("roi") / cache.CACHE_FILE
     rng = np.random.default_rng(0)
     with h5py.File(path, "w", track_order=True) as handle:
-        handle.attrs.update({"format_version": cache.FORMAT_VERSION, "config_sha256": "c", "checkpoint_sha256": "k", "feature_dim": FEATURE_DIM})
+        handle.attrs.update(
+            {
+                "format_version": cache.FORMAT_VERSION,
+                "config_sha256": "c",
+                "checkpoint_sha256": "k",
+                "feature_dim": FEATURE_DIM,
+            }
+        )
         for video_name, frames in (("A.mp4", 3), ("B.mp4", 0)):
             cache.write_video(handle, video_name, video_arrays(rng, frames), FEATURE_DIM)
     return path
 
 
 older_roi = st.one_of(
-    st.tuples(st.just("attr"), st.sampled_from(["format_version", "feature_dim"]), st.sampled_from([None, 0, "1", -1, 99])),
+    st.tuples(
+        st.just("attr"),
+        st.sampled_from(["format_version", "feature_dim"]),
+        st.sampled_from([None, 0, "1", -1, 99]),
+    ),
     st.tuples(st.just("drop_dataset"), st.sampled_from(list(cache.SCHEMA)), st.none()),
 )
 

@@ -27,11 +27,17 @@ from pipeline.viz.frames import load_frame
 
 yaml_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 DEFAULTS = Params().model_dump()
-KEY_PATHS = [(section,) if not isinstance(value, dict) else (section, key) for section, value in DEFAULTS.items() for key in (value if isinstance(value, dict) else [None])]
+KEY_PATHS = [
+    (section,) if not isinstance(value, dict) else (section, key)
+    for section, value in DEFAULTS.items()
+    for key in (value if isinstance(value, dict) else [None])
+]
 KEY_PATHS = [tuple(p for p in path if p is not None) for path in KEY_PATHS]
 
 
@@ -48,7 +54,9 @@ params_files = st.one_of(
     st.binary(max_size=120),
     st.text(max_size=120).map(str.encode),
     yaml_values.map(lambda v: yaml.safe_dump(v).encode()),
-    st.tuples(st.sampled_from(KEY_PATHS), yaml_values).map(lambda t: yaml.safe_dump(_with_value(*t)).encode()),
+    st.tuples(st.sampled_from(KEY_PATHS), yaml_values).map(
+        lambda t: yaml.safe_dump(_with_value(*t)).encode()
+    ),
 )
 
 
@@ -87,9 +95,15 @@ def png_bytes(mode: str, size: tuple[int, int]) -> bytes:
 frame_files = st.one_of(
     st.just(b""),
     st.binary(max_size=64),
-    st.tuples(st.sampled_from(MODES), st.sampled_from([SIZE, (64, 48), (1, 1)])).map(lambda t: png_bytes(*t)),
-    st.tuples(st.integers(0, 10**6), st.sampled_from(MODES)).map(lambda t: png_bytes(t[1], SIZE)[: t[0] % len(png_bytes(t[1], SIZE))]),
-    st.tuples(st.integers(0, 10**6), st.sampled_from(MODES)).map(lambda t: flip_bit(png_bytes(t[1], SIZE), t[0])),
+    st.tuples(st.sampled_from(MODES), st.sampled_from([SIZE, (64, 48), (1, 1)])).map(
+        lambda t: png_bytes(*t)
+    ),
+    st.tuples(st.integers(0, 10**6), st.sampled_from(MODES)).map(
+        lambda t: png_bytes(t[1], SIZE)[: t[0] % len(png_bytes(t[1], SIZE))]
+    ),
+    st.tuples(st.integers(0, 10**6), st.sampled_from(MODES)).map(
+        lambda t: flip_bit(png_bytes(t[1], SIZE), t[0])
+    ),
 )
 
 

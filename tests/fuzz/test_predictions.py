@@ -38,7 +38,12 @@ def world(tmp_path_factory):
     """An AG root with a test and a train video, and the test split's ground truth."""
     test_person, test_objects = video("TEST", [1, 2, 3], split="test")
     train_person, train_objects = video("TRAIN", [1, 2, 3], split="train")
-    root = write_root(tmp_path_factory.mktemp("ag"), {**test_person, **train_person}, {**test_objects, **train_objects}, frames=False)
+    root = write_root(
+        tmp_path_factory.mktemp("ag"),
+        {**test_person, **train_person},
+        {**test_objects, **train_objects},
+        frames=False,
+    )
     truth = load_ground_truth(root, "test", "predcls", DatasetParams(val_fraction=0.0))
     return root, truth
 
@@ -64,20 +69,42 @@ def good_rows(seed: int, rows_per_frame: int) -> dict[str, list]:
 
 odd_values = st.one_of(
     st.none(),
-    st.sampled_from([float("nan"), float("inf"), -float("inf"), -1.0, 1.5, 1e300, 0.0, 36.0, 37.0, -1]),
+    st.sampled_from(
+        [float("nan"), float("inf"), -float("inf"), -1.0, 1.5, 1e300, 0.0, 36.0, 37.0, -1]
+    ),
     st.text(max_size=6),
     st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=30),
     st.lists(st.none(), max_size=4),
 )
 edits = st.one_of(
     st.tuples(st.just("cell"), st.sampled_from(COLUMNS), st.integers(0, 50), odd_values),
-    st.tuples(st.just("list_item"), st.sampled_from(["subject_box", "object_box", "attention", "spatial", "contacting"]), st.integers(0, 50), st.tuples(st.integers(0, 20), odd_values)),
-    st.tuples(st.just("frame"), st.just("frame"), st.integers(0, 50), st.one_of(st.sampled_from(TRAIN_KEYS), st.text(max_size=20))),
+    st.tuples(
+        st.just("list_item"),
+        st.sampled_from(["subject_box", "object_box", "attention", "spatial", "contacting"]),
+        st.integers(0, 50),
+        st.tuples(st.integers(0, 20), odd_values),
+    ),
+    st.tuples(
+        st.just("frame"),
+        st.just("frame"),
+        st.integers(0, 50),
+        st.one_of(st.sampled_from(TRAIN_KEYS), st.text(max_size=20)),
+    ),
     st.tuples(st.just("duplicate_row"), st.none(), st.integers(0, 50), st.none()),
     st.tuples(st.just("drop_column"), st.sampled_from(COLUMNS), st.none(), st.none()),
-    st.tuples(st.just("rename_column"), st.sampled_from(COLUMNS), st.none(), st.text(min_size=1, max_size=8)),
+    st.tuples(
+        st.just("rename_column"),
+        st.sampled_from(COLUMNS),
+        st.none(),
+        st.text(min_size=1, max_size=8),
+    ),
     st.tuples(st.just("extra_column"), st.text(min_size=1, max_size=8), st.none(), st.integers()),
-    st.tuples(st.just("retype_column"), st.sampled_from(COLUMNS), st.none(), st.sampled_from([pl.String, pl.Int8, pl.Float32, pl.Boolean, pl.List(pl.String), pl.Null])),
+    st.tuples(
+        st.just("retype_column"),
+        st.sampled_from(COLUMNS),
+        st.none(),
+        st.sampled_from([pl.String, pl.Int8, pl.Float32, pl.Boolean, pl.List(pl.String), pl.Null]),
+    ),
 )
 
 
@@ -89,7 +116,9 @@ def apply_edits(data: dict[str, list], edit_list) -> pl.DataFrame:
         if kind in ("cell", "frame") and n and column in data:
             data[column][at % n] = value
             schema[column] = None  # let the odd value decide the type
-        elif kind == "list_item" and n and column in data and isinstance(data[column][at % n], list):
+        elif (
+            kind == "list_item" and n and column in data and isinstance(data[column][at % n], list)
+        ):
             cell = list(data[column][at % n])
             position, item = value
             if cell:
@@ -142,14 +171,21 @@ def test_edited_predictions_evaluate_or_fail_in_one_line(world, rows_per_frame, 
         check_evaluation(path, truth)
 
 
-@given(st.integers(1, 3), st.integers(0, 2**16), st.sampled_from(["truncate", "flip"]), st.integers(0, 2**20))
+@given(
+    st.integers(1, 3),
+    st.integers(0, 2**16),
+    st.sampled_from(["truncate", "flip"]),
+    st.integers(0, 2**20),
+)
 def test_damaged_predictions_bytes(world, rows_per_frame, seed, how, position):
     _, truth = world
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "predictions.parquet"
         pl.DataFrame(good_rows(seed, rows_per_frame), schema=PREDICTION_SCHEMA).write_parquet(path)
         data = path.read_bytes()
-        path.write_bytes(data[: position % len(data)] if how == "truncate" else flip_bit(data, position))
+        path.write_bytes(
+            data[: position % len(data)] if how == "truncate" else flip_bit(data, position)
+        )
         check_evaluation(path, truth)
 
 
@@ -159,7 +195,24 @@ def test_zero_row_predictions_give_zero_recall_on_the_command_line(world, tmp_pa
     pl.DataFrame(schema=PREDICTION_SCHEMA).write_parquet(path)
     params = tmp_path / "params.yaml"
     params.write_text("dataset:\n  val_fraction: 0.0\n")
-    result = CliRunner().invoke(app, ["evaluate", "--ag-root", str(root), "--predictions", str(path), "--mode", "predcls", "--params", str(params)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--ag-root",
+            str(root),
+            "--predictions",
+            str(path),
+            "--mode",
+            "predcls",
+            "--params",
+            str(params),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    rows = [line.split() for line in result.output.splitlines() if line.split()[:1] in (["with"], ["semi"], ["no"])]
+    rows = [
+        line.split()
+        for line in result.output.splitlines()
+        if line.split()[:1] in (["with"], ["semi"], ["no"])
+    ]
     assert len(rows) == 3 and all(float(v) == 0.0 for row in rows for v in row[1:])
