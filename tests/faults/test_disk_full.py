@@ -192,3 +192,20 @@ def test_other_errors_are_not_mistaken_for_a_full_disk(tmp_path):
     with pytest.raises(PermissionError):
         with atomic_path(tmp_path / "x.json"):
             raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_a_library_writing_on_its_own_still_gets_one_line(capsys):
+    """dvclive and friends write outside pipeline.io: the command wrapper catches their ENOSPC only."""
+    from pipeline.errors import one_line_errors
+
+    @one_line_errors
+    def stage(err):
+        raise err
+
+    with pytest.raises(SystemExit) as info:
+        stage(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/dvclive/metrics.json"))
+    assert info.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert message == "error: /data/dvclive: no space left on device; free some space, then rerun"
+    with pytest.raises(PermissionError):
+        stage(PermissionError(errno.EACCES, "Permission denied"))

@@ -39,6 +39,7 @@ from pipeline.constants import OBJECT_CLASSES, PREDICATES, raw_object_name, raw_
 
 KEYS = [f"FUZZ.mp4/{n:06d}.png" for n in (1, 2, 3, 4)]
 PERSON_FIELDS = ["bbox", "bbox_score", "bbox_size", "bbox_mode", "keypoints", "keypoints_logits"]
+RETYPES = ["str", "str_items", "nested", "scalar", "object_array", "empty"]
 OBJECT_FIELDS = [
     "class",
     "bbox",
@@ -61,6 +62,18 @@ def clean_pickles() -> tuple[dict, dict]:
 # One damage: (target, frame, field, value). Targets: a person field, an
 # object field, a whole entry, a missing or an extra key, the whole file.
 damages = st.one_of(
+    st.tuples(
+        st.just("person_retype"),
+        st.sampled_from(KEYS),
+        st.sampled_from(PERSON_FIELDS),
+        st.sampled_from(RETYPES),
+    ),
+    st.tuples(
+        st.just("object_retype"),
+        st.sampled_from(KEYS),
+        st.sampled_from(OBJECT_FIELDS),
+        st.sampled_from(RETYPES),
+    ),
     st.tuples(st.just("person_field"), st.sampled_from(KEYS), st.sampled_from(PERSON_FIELDS), junk),
     st.tuples(st.just("object_field"), st.sampled_from(KEYS), st.sampled_from(OBJECT_FIELDS), junk),
     st.tuples(st.just("metadata_set"), st.sampled_from(KEYS), st.just("set"), junk),
@@ -92,9 +105,29 @@ damages = st.one_of(
 )
 
 
+def retyped(value, how: str):
+    """``value`` in a plausible wrong type: the slips of a hand-edited or converted file."""
+    items = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    if how == "str":
+        return str(value)
+    if how == "str_items":
+        return [str(item) for item in items]
+    if how == "nested":
+        return [items]
+    if how == "scalar":
+        return items[0] if items else None
+    if how == "object_array":
+        return np.array(items + [None], dtype=object)[:-1]
+    return type(value)() if isinstance(value, (list, tuple, dict, str)) else []
+
+
 def damage(person_bbox: dict, object_bbox: dict, how) -> tuple[object, object]:
     target, key, field, value = how
-    if target == "person_field":
+    if target == "person_retype":
+        person_bbox[key][field] = retyped(person_bbox[key][field], value)
+    elif target == "object_retype":
+        object_bbox[key][0][field] = retyped(object_bbox[key][0][field], value)
+    elif target == "person_field":
         person_bbox[key][field] = value
     elif target == "object_field":
         object_bbox[key][0][field] = value
