@@ -209,3 +209,45 @@ def test_a_library_writing_on_its_own_still_gets_one_line(capsys):
     assert message == "error: /data/dvclive: no space left on device; free some space, then rerun"
     with pytest.raises(PermissionError):
         stage(PermissionError(errno.EACCES, "Permission denied"))
+
+
+def test_evaluate_json_on_a_full_disk(disk, tmp_path):
+    from pipeline.evaluation.predictions import PREDICTION_SCHEMA
+
+    root = write_root(tmp_path / "ag", *video("EVAL", [1, 2, 3], split="test"), frames=False)
+    predictions = tmp_path / "predictions.parquet"
+    pl.DataFrame(schema=PREDICTION_SCHEMA).write_parquet(predictions)
+    out = disk.folder / "results.json"
+    command = [
+        "evaluate",
+        "--ag-root",
+        str(root),
+        "--predictions",
+        str(predictions),
+        "--mode",
+        "predcls",
+        "--json",
+        str(out),
+    ]
+    assert CliRunner().invoke(app, command).exit_code == 0
+    before = out.read_bytes()
+    disk.fill()
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert_disk_full_message(result.output.strip().splitlines()[-1], disk.folder)
+    assert out.read_bytes() == before
+    no_temporaries(disk.folder)
+
+
+def test_copying_footage_frames_to_a_full_disk_is_not_called_a_bad_frame(disk, tmp_path):
+    """``mosa predict`` stages the footage first; a full disk there is a full disk, not an unreadable frame."""
+    from pipeline.footage import stage_frames
+
+    source = tmp_path / "footage"
+    source.mkdir()
+    for number in (1, 2):
+        Image.new("RGB", (64, 48), (number * 60, 0, 0)).save(source / f"{number:06d}.png")
+    disk.fill()
+    with pytest.raises(Exception) as info:
+        stage_frames(source, disk.folder / "work" / "dataset")
+    assert is_disk_full(info.value), info.value
