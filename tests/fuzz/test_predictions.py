@@ -112,7 +112,7 @@ def apply_edits(data: dict[str, list], edit_list) -> pl.DataFrame:
     schema = dict(PREDICTION_SCHEMA)
     retype = {}
     for kind, column, at, value in edit_list:
-        n = len(data["frame"]) if "frame" in data else 0
+        n = len(next(iter(data.values()))) if data else 0
         if kind in ("cell", "frame") and n and column in data:
             data[column][at % n] = value
             schema[column] = None  # let the odd value decide the type
@@ -147,7 +147,10 @@ def apply_edits(data: dict[str, list], edit_list) -> pl.DataFrame:
         series.append(column)
     table = pl.DataFrame(series)
     for name, dtype in retype.items():
-        table = table.with_columns(pl.col(name).cast(dtype, strict=False))
+        try:
+            table = table.with_columns(pl.col(name).cast(dtype, strict=False))
+        except pl.exceptions.InvalidOperationError:
+            pass  # polars has no such cast: the column keeps its type
     return table
 
 
