@@ -9,7 +9,7 @@
   :class:`DiskFullError` naming the folder and roughly how much space the
   step needs; :func:`atomic_path` applies it to every file it writes, and a
   stage writing many files wraps itself in it with its own estimate.
-* :func:`read_parquet` / :func:`open_hdf5`: open a cache file written by an
+* :func:`read_parquet` (decoded by pyarrow, :func:`parquet_table`) / :func:`open_hdf5`: open a cache file written by an
   earlier stage, turning a missing or damaged file into a :class:`DataError`
   that names it and the stage to rerun. Parquet and HDF5 both record their
   own length (a Parquet footer, the HDF5 superblock's end-of-file address),
@@ -179,25 +179,51 @@ def atomic_write_json(dest: str | Path, obj: Any) -> None:
     atomic_write_text(dest, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def read_parquet(path: str | Path, stage: str, schema: dict | None = None, **kwargs: Any):
-    """``polars.read_parquet(path, **kwargs)``; a missing or damaged file names ``stage`` to rerun.
+class ParquetError(Exception):
+    """A Parquet file that cannot be decoded (the message is pyarrow's, first line)."""
+
+
+def parquet_table(path: str | Path, columns: list[str] | None = None):
+    """A Parquet file as a polars DataFrame, decoded by pyarrow.
+
+    polars' own reader can panic (printing a Rust backtrace) or abort the
+    process on a damaged file, where pyarrow checks the sizes and offsets
+    it reads and raises; the validated table converts to polars without a
+    copy.
+    """
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, columns=columns)
+        # full validation also checks the UTF-8 of string columns, which
+        # polars would otherwise trust (and panic on)
+        table.validate(full=True)
+        # the same for the schema's key-value metadata, which nothing here reads
+        table = pa.Table.from_arrays(table.columns, names=table.column_names)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise ParquetError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    return pl.from_arrow(table)
+
+
+def read_parquet(path: str | Path, stage: str, schema: dict | None = None):
+    """A Parquet file written by ``stage`` as a polars DataFrame; a missing or damaged file names ``stage`` to rerun.
 
     With ``schema`` ({column: polars type}) the table is checked and returned
     with exactly those columns in that order and type; a missing column or
     one that does not cast (a file from an older version, or a damaged
     footer) is a :class:`DataError` too.
     """
-    import polars as pl
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: missing; run the {stage} stage first (dvc repro {stage})")
     rerun = f"rerun the {stage} stage (dvc repro {stage})"
     try:
-        table = pl.read_parquet(path, **kwargs)
-    except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as err:
-        # a damaged footer can make the Rust reader panic instead of failing
-        raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}); {rerun}") from None
+        table = parquet_table(path)
+    except ParquetError as err:
+        raise DataError(f"{path}: not a readable Parquet file ({err}); {rerun}") from None
     if schema is None:
         return table
     missing = [name for name in schema if name not in table.columns]

@@ -15,7 +15,7 @@ import polars as pl
 
 from pipeline.constants import GROUP_SIZES, NUM_OBJECT_CLASSES, NUM_PREDICATES
 from pipeline.evaluation.ground_truth import GroundTruth
-from pipeline.io import DataError, atomic_path
+from pipeline.io import DataError, ParquetError, atomic_path, parquet_table
 
 BOX_COLUMNS = ("subject_box", "object_box")
 LABEL_COLUMNS = ("subject_label", "object_label")
@@ -185,9 +185,9 @@ def read_predictions(path: str | Path) -> Predictions:
     if not path.is_file():
         raise DataError(f"{path}: predictions file not found")
     try:
-        table = pl.read_parquet(path)
-    except Exception as err:  # polars raises several unrelated types for a corrupt file
-        raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        table = parquet_table(path)
+    except ParquetError as err:
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
     return validate_predictions(table, str(path))
 
 
