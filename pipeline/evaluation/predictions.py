@@ -179,8 +179,8 @@ def validate_predictions(table: pl.DataFrame, source: str = "predictions") -> Pr
     )
 
 
-def read_predictions(path: str | Path) -> Predictions:
-    """Read and validate a predictions Parquet file."""
+def read_predictions_table(path: str | Path) -> pl.DataFrame:
+    """A predictions Parquet file as a table, after :func:`validate_predictions` accepted it."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: predictions file not found")
@@ -188,7 +188,13 @@ def read_predictions(path: str | Path) -> Predictions:
         table = parquet_table(path)
     except ParquetError as err:
         raise DataError(f"{path}: not a readable Parquet file ({err})") from None
-    return validate_predictions(table, str(path))
+    validate_predictions(table, str(path))
+    return table
+
+
+def read_predictions(path: str | Path) -> Predictions:
+    """Read and validate a predictions Parquet file."""
+    return validate_predictions(read_predictions_table(path), str(path))
 
 
 def align_predictions(predictions: Predictions, ground_truth: GroundTruth, source: str = "predictions") -> AlignedPredictions:

@@ -25,7 +25,9 @@ def read_mode_predictions(mode: str, path: str | Path | None = None) -> pl.DataF
     path = Path(path) if path else predictions_path(mode)
     if not path.is_file():
         raise DataError(f"{path}: predictions not found (run `dvc repro evaluate@{mode}` or pass --predictions)")
-    return pl.read_parquet(path)
+    from pipeline.evaluation.predictions import read_predictions_table
+
+    return read_predictions_table(path)
 
 
 def is_video_key(key: str) -> bool:

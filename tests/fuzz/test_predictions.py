@@ -219,3 +219,22 @@ def test_zero_row_predictions_give_zero_recall_on_the_command_line(world, tmp_pa
         if line.split()[:1] in (["with"], ["semi"], ["no"])
     ]
     assert len(rows) == 3 and all(float(v) == 0.0 for row in rows for v in row[1:])
+
+
+@pytest.mark.parametrize("damage", ["empty file", "missing column", "null cell"])
+def test_show_reads_predictions_through_the_same_checks(tmp_path, damage):
+    """``mosa show --predictions`` draws from the table, so it must refuse what evaluate refuses."""
+    pytest.importorskip("matplotlib")
+    from pipeline.viz.show import read_mode_predictions
+
+    path = tmp_path / "predictions.parquet"
+    table = pl.DataFrame(good_rows(0, 1), schema=PREDICTION_SCHEMA)
+    if damage == "empty file":
+        path.write_bytes(b"")
+    elif damage == "missing column":
+        table.drop("spatial").write_parquet(path)
+    else:
+        table.with_columns(pl.lit(None, pl.Float64).alias("object_score")).write_parquet(path)
+    with one_line_error_or_result(path) as failed:
+        read_mode_predictions("predcls", path)
+    assert failed
