@@ -171,6 +171,18 @@ def atomic_write_bytes(dest: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def atomic_torch_save(obj: Any, dest: str | Path, suffix: str = "") -> None:
+    """``torch.save`` through :func:`atomic_path`, serialised in memory first:
+    torch's file writer reports a full disk as an iostream error without the
+    errno, where a plain write keeps it."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(dest, suffix=suffix) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+
+
 def atomic_write_text(dest: str | Path, text: str) -> None:
     atomic_write_bytes(dest, text.encode())
 
