@@ -103,8 +103,13 @@ def _each_row(mask: np.ndarray) -> np.ndarray:
     return mask if mask.ndim == 1 else mask.all(axis=1)
 
 
+def _shown(frame) -> str:
+    """A frame key as it can stand in a one-line error (quoted when it holds odd characters)."""
+    return frame if isinstance(frame, str) and frame.isprintable() else repr(frame)
+
+
 def _fail_row(source: str, frames: np.ndarray, row: int, problem: str) -> DataError:
-    return DataError(f"{source}: row {row} (frame {frames[row]}): {problem}")
+    return DataError(f"{source}: row {row} (frame {_shown(frames[row])}): {problem}")
 
 
 def validate_predictions(table: pl.DataFrame, source: str = "predictions") -> Predictions:
@@ -204,7 +209,7 @@ def align_predictions(predictions: Predictions, ground_truth: GroundTruth, sourc
     unknown = frame_index < 0
     if unknown.any():
         names = list(dict.fromkeys(predictions.frame[unknown]))
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        shown = ", ".join(_shown(name) for name in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise DataError(
             f"{source}: {len(names)} frame(s) are not in the ground truth: {shown} "
             "(wrong split or mode? SGCls/SGDet ground truth drops boxes with a short side <= small_box_side "

@@ -147,6 +147,8 @@ def apply_edits(data: dict[str, list], edit_list) -> pl.DataFrame:
         series.append(column)
     table = pl.DataFrame(series)
     for name, dtype in retype.items():
+        if name not in table.columns:  # renamed or dropped after it was retyped
+            continue
         try:
             table = table.with_columns(pl.col(name).cast(dtype, strict=False))
         except pl.exceptions.InvalidOperationError:
