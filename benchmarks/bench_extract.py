@@ -22,19 +22,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import support_path  # noqa: F401  (tests/ on sys.path)
 import torch
+from support.tiny_detector import write_random_checkpoint, write_tiny_dataset
 
 from pipeline.detector.model import load_detector
 from pipeline.detector.train import default_checkpoint
 from pipeline.extraction.cache import RoiCache
-from pipeline.extraction.extract import (
-    FrameDataset,
-    FrameExtractor,
-    extract_cache,
-    load_frame_records,
-)
-import support_path  # noqa: F401  (tests/ on sys.path)
-from support.tiny_detector import write_random_checkpoint, write_tiny_dataset
+from pipeline.extraction.driver import extract_cache
+from pipeline.extraction.forward import FrameExtractor
+from pipeline.extraction.frame_records import load_frame_records
+from pipeline.extraction.frames import FrameDataset
 from pipeline.params import Params, load_params
 
 # Frames kept by the standard AG filters (train + test), see the AG spec notes.

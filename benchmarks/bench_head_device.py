@@ -14,13 +14,13 @@ import argparse
 import dataclasses
 import time
 
+import support_path  # noqa: F401  (tests/ on sys.path)
 import torch
+from support.model_inputs import random_batch, random_spec
 
 from pipeline.constants import NUM_PREDICATES
 from pipeline.loss import RelationLoss
 from pipeline.model.mosa import MOSA
-import support_path  # noqa: F401  (tests/ on sys.path)
-from support.model_inputs import random_batch, random_spec
 from pipeline.params import Params
 
 

@@ -25,14 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import support_path  # noqa: F401  (tests/ on sys.path)
 import torch
+from support.training_caches import write_synthetic_caches
 
 from pipeline.io import DataError
 from pipeline.params import Params, load_params
 from pipeline.training.data import BoundedCache
 from pipeline.training.mode_stage import build_training, open_mode
-import support_path  # noqa: F401  (tests/ on sys.path)
-from support.training_caches import write_synthetic_caches
 from pipeline.training.trainer import train_epoch
 
 
@@ -67,11 +67,11 @@ def detector_seconds_per_frame(params: Params, max_frames: int) -> float | None:
     """Decode + detect + pool per frame (the live way), or None when the frames are missing."""
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_extract import first_frames, live_epoch_seconds
+    from support.tiny_detector import write_random_checkpoint
 
     from pipeline.detector.model import load_detector
     from pipeline.detector.train import default_checkpoint
-    from pipeline.extraction.extract import load_frame_records
-    from support.tiny_detector import write_random_checkpoint
+    from pipeline.extraction.frame_records import load_frame_records
 
     index_dir, root = Path(params.dataset.index_dir), Path(params.dataset.root)
     if not (index_dir / "frames.parquet").is_file() or not (root / "frames").is_dir():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -71,14 +70,10 @@ def validate(
 @one_line_errors
 def index(params: ParamsOption = Path("params.yaml")) -> None:
     """Build the normalised Parquet index (frames, objects, relations) and summary.json."""
-    from pipeline.ag.reader import build_ag_index, write_index
+    from pipeline.ag.reader import run_index_stage
     from pipeline.params import load_params
 
-    settings = load_params(params).dataset
-    built = build_ag_index(settings.root, settings.val_fraction, settings.split_seed, settings.small_box_side)
-    summary = write_index(built, settings.index_dir)
-    for split in ("train", "val", "test"):
-        typer.echo(f"{split}: " + ", ".join(f"{k}={v}" for k, v in summary[split].items()))
+    run_index_stage(load_params(params).dataset)
 
 
 @app.command("check-params")
@@ -106,23 +101,10 @@ def train_detector(params: ParamsOption = Path("params.yaml")) -> None:
 @one_line_errors
 def extract(params: ParamsOption = Path("params.yaml")) -> None:
     """Run the detector once over all indexed frames into the HDF5 ROI cache (resumable; works under torchrun)."""
-    import json
-
-    from pipeline.detector.train import default_checkpoint
-    from pipeline.extraction.extract import run_extract_stage
+    from pipeline.extraction.driver import run_extract_stage
     from pipeline.params import load_params
 
-    settings = load_params(params)
-    metrics = run_extract_stage(
-        config_path=settings.detector.config,
-        checkpoint_path=str(default_checkpoint(settings.detector)),
-        index_dir=settings.dataset.index_dir,
-        dataset_root=settings.dataset.root,
-        extract=settings.extract,
-        postprocess=settings.detector.postprocess,
-    )
-    if metrics is not None:
-        typer.echo(json.dumps(metrics, indent=2))
+    run_extract_stage(load_params(params))
 
 
 @app.command()
@@ -133,8 +115,7 @@ def motion(params: ParamsOption = Path("params.yaml")) -> None:
     from pipeline.params import load_params
 
     settings = load_params(params)
-    summary = run_motion_stage(settings.dataset.index_dir, settings.extract.out_dir, settings.motion)
-    typer.echo(f"{settings.motion.out_path}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+    run_motion_stage(settings.dataset.index_dir, settings.extract.out_dir, settings.motion)
 
 
 @app.command()
@@ -144,9 +125,7 @@ def text(params: ParamsOption = Path("params.yaml")) -> None:
     from pipeline.params import load_params
     from pipeline.text import run_text_stage
 
-    settings = load_params(params).text
-    summary = run_text_stage(settings)
-    typer.echo(f"{settings.out_path}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+    run_text_stage(load_params(params).text)
 
 
 ModeArgument = Annotated[str, typer.Argument(help="predcls, sgcls or sgdet.")]
@@ -157,12 +136,9 @@ ModeArgument = Annotated[str, typer.Argument(help="predcls, sgcls or sgdet.")]
 def train(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
     """Train the MOSA relation head for one mode on the cached features (resumes an interrupted run)."""
     from pipeline.params import load_params
-    from pipeline.training.mode_stage import live_dir, train_mode
+    from pipeline.training.mode_stage import run_train_stage
 
-    result = train_mode(load_params(params), _checked_mode(mode), live_dir=live_dir(mode))
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns the same result
-        best = ", ".join(f"{k} {v:.2f}" for k, v in result.best_validation.items())
-        typer.echo(f"{mode}: selected epoch {result.best_epoch + 1} (validation {best})")
+    run_train_stage(load_params(params), _checked_mode(mode))
 
 
 @app.command("evaluate-model")
@@ -170,12 +146,9 @@ def train(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> Non
 def evaluate_model(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
     """Predict the test split with the trained head, write the predictions and AG metrics."""
     from pipeline.params import load_params
-    from pipeline.training.mode_stage import evaluate_mode, output_paths
+    from pipeline.training.mode_stage import run_evaluate_stage
 
-    paths = output_paths(_checked_mode(mode))
-    metrics = evaluate_mode(load_params(params), mode, paths.predictions, paths.metrics, paths.predicate_recall)
-    for constraint, values in metrics.items():
-        typer.echo(f"{mode} {constraint}: " + ", ".join(f"{k} {v:.2f}" for k, v in values.items()))
+    run_evaluate_stage(load_params(params), _checked_mode(mode))
 
 
 @app.command()
@@ -203,7 +176,7 @@ def ablate(
 @app.command("ablation-table")
 @one_line_errors
 def ablation_table(
-    out_dir: Annotated[Path, typer.Option(help="Folder for the markdown and CSV tables.")] = Path("reports"),
+    out_dir: Annotated[Path, typer.Option(help="Folder for the markdown and CSV tables (report.ablation_dir).")] = Path("ablations"),
     mode: Annotated[str, typer.Option(help="Mode whose metrics to tabulate.")] = "predcls",
     constraint: Annotated[str, typer.Option(help="with, semi or no.")] = "with",
     metrics: Annotated[str, typer.Option(help="Comma-separated metric names.")] = "R@10,R@20,R@50,mR@10,mR@20,mR@50",
@@ -288,8 +261,8 @@ def predict(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Scene graphs for new footage: detector, features, motion and the trained SGDet head."""
-    from pipeline.params import load_params
     from pipeline.footage import footage_video_name, predict_footage, summary_counts
+    from pipeline.params import load_params
 
     out = out or Path("predict") / footage_video_name(source).removesuffix(".mp4")
     summary = predict_footage(source, out, load_params(params), every=every, overlays=overlays)

@@ -2,7 +2,7 @@
 
 The footage (a folder of frames or a video file) is laid out as a one-video
 Action Genome root with a one-split index, then goes through the same
-library code as the stages: :func:`pipeline.extraction.extract.extract_cache`
+library code as the stages: :func:`pipeline.extraction.driver.extract_cache`
 (detector, AG post-processing, ROI features), :func:`pipeline.motion.run_motion_stage`
 (tracks and motion attributes) and the trained SGDet head through
 :func:`pipeline.training.mode_stage.open_mode` / :func:`pipeline.training.inference.predict`.
@@ -157,7 +157,8 @@ def extract_features(params: Params, footage: Params) -> None:
         RoiCache,
         require_same_extractor,
     )
-    from pipeline.extraction.extract import extract_cache, load_frame_records
+    from pipeline.extraction.driver import extract_cache
+    from pipeline.extraction.frame_records import load_frame_records
 
     use_cuda = params.extract.device == "cuda" or (params.extract.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if use_cuda else "cpu")

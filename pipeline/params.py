@@ -265,7 +265,7 @@ class ReportParams(Section):
     gallery_mode: Mode = "predcls"
     gallery_frames: int = Field(3, ge=0)
     gallery_k: int = Field(20, ge=1)
-    ablation_dir: str = "reports"
+    ablation_dir: str = "ablations"
 
 
 class Params(Section):
@@ -281,6 +281,18 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     search: SearchParams = SearchParams()
     report: ReportParams = ReportParams()
+
+
+# Keys that change how a stage runs but not what it writes: devices, worker
+# counts, in-memory cache sizes, shard and chunk sizes. dvc.yaml never
+# declares them and a
+# trained model's settings fingerprint ignores them, so changing one reruns
+# nothing (tests/test_dvc_dependencies.py holds dvc.yaml to this).
+RUN_ONLY_KEYS: dict[str, frozenset[str]] = {
+    "extract": frozenset({"device", "decode_workers", "videos_per_shard"}),
+    "motion": frozenset({"videos_per_chunk"}),
+    "train": frozenset({"device", "feature_cache_mb"}),
+}
 
 
 class ParamsError(ValueError):

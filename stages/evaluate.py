@@ -1,8 +1,16 @@
-"""DVC stage: trained head of one mode -> test predictions, AG metrics, per-predicate recall."""
+"""DVC stage: trained head of one mode -> test predictions (+ relation embeddings), AG metrics, per-predicate recall."""
 
 import sys
 
-from pipeline.cli import app
+from pipeline.errors import one_line_errors
+from pipeline.params import load_params
+from pipeline.training.mode_stage import run_evaluate_stage
+
+
+@one_line_errors
+def main(mode: str) -> None:
+    run_evaluate_stage(load_params(), mode)
+
 
 if __name__ == "__main__":
-    app(["evaluate-model", *sys.argv[1:]], prog_name="mosa")
+    main(*sys.argv[1:2] or [""])

@@ -1,6 +1,15 @@
 """DVC stage: features/index (+ the SGDet detections of features/roi when present) -> features/motion/motion.parquet."""
 
-from pipeline.cli import motion
+from pipeline.errors import one_line_errors
+from pipeline.motion.table import run_motion_stage
+from pipeline.params import load_params
+
+
+@one_line_errors
+def main() -> None:
+    params = load_params()
+    run_motion_stage(params.dataset.index_dir, params.extract.out_dir, params.motion)
+
 
 if __name__ == "__main__":
-    motion()
+    main()

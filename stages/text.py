@@ -1,6 +1,14 @@
 """DVC stage: prompt templates + frozen text encoder -> features/text/text.h5."""
 
-from pipeline.cli import text
+from pipeline.errors import one_line_errors
+from pipeline.params import load_params
+from pipeline.text.embed import run_text_stage
+
+
+@one_line_errors
+def main() -> None:
+    run_text_stage(load_params().text)
+
 
 if __name__ == "__main__":
-    text()
+    main()

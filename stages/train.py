@@ -1,8 +1,19 @@
-"""DVC stage: caches -> trained MOSA relation head of one mode (``python stages/train.py MODE``)."""
+"""DVC stage: caches -> trained MOSA relation head of one mode (``python stages/train.py MODE``).
+
+Also runs under ``torchrun`` (DDP, one rank per process).
+"""
 
 import sys
 
-from pipeline.cli import app
+from pipeline.errors import one_line_errors
+from pipeline.params import load_params
+from pipeline.training.mode_stage import run_train_stage
+
+
+@one_line_errors
+def main(mode: str) -> None:
+    run_train_stage(load_params(), mode)
+
 
 if __name__ == "__main__":
-    app(["train", *sys.argv[1:]], prog_name="mosa")
+    main(*sys.argv[1:2] or [""])

@@ -3,9 +3,16 @@
 Only writes its metrics file when ``detector.checkpoint`` is set.
 """
 
-import typer
+from pipeline.detector.train import run_train_detector_stage
+from pipeline.errors import one_line_errors
+from pipeline.params import load_params
 
-from pipeline.cli import train_detector
+
+@one_line_errors
+def main() -> None:
+    params = load_params()
+    run_train_detector_stage(params.detector, params.dataset.root, params.dataset.index_dir)
+
 
 if __name__ == "__main__":
-    typer.run(train_detector)
+    main()

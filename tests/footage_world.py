@@ -8,11 +8,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import polars as pl
+from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
 
 from pipeline.ag.reader import relations_from_objects
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES
-from pipeline.extraction.extract import extract_cache, load_frame_records
-from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
+from pipeline.extraction.driver import extract_cache
+from pipeline.extraction.frame_records import load_frame_records
 from pipeline.motion import run_motion_stage
 from pipeline.params import Params
 

@@ -7,10 +7,10 @@ import pathlib
 import numpy as np
 import pytest
 import torch
-
-from pipeline.detector.weights import read_checkpoint
-from pipeline.detector.model import ag_label_map, build_model, load_config, load_detector
 from support.tiny_detector import write_random_checkpoint, write_tiny_config
+
+from pipeline.detector.model import ag_label_map, build_model, load_config, load_detector
+from pipeline.detector.weights import read_checkpoint
 from pipeline.io import DataError
 
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
+from support.tiny_detector import write_tiny_config, write_tiny_dataset
 
 from pipeline.detector.model import load_config, load_detector
 from pipeline.detector.train import build_runner_config, coco_annotations, run_train_detector_stage
-from support.tiny_detector import write_tiny_config, write_tiny_dataset
 from pipeline.params import DetectorParams, DetectorTrainParams
 
 

@@ -7,12 +7,13 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
 
 from pipeline.detector.model import load_detector
 from pipeline.extraction import cache
 from pipeline.extraction.cache import RoiCache, load_detection_table, require_same_extractor
-from pipeline.extraction.extract import extract_cache, load_frame_records
-from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
+from pipeline.extraction.driver import extract_cache
+from pipeline.extraction.frame_records import load_frame_records
 from pipeline.io import DataError
 from pipeline.params import DetectionPostprocessParams, ExtractParams
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
 
 from pipeline.extraction import cache
 from pipeline.extraction.cache import RoiCache
-from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = REPO / "stages" / "extract.py"

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 import torch
 import torch.nn.functional as F
+from support.model_inputs import random_batch, random_spec
 
 from pipeline.loss import (
     RelationLoss,
@@ -18,7 +19,6 @@ from pipeline.loss import (
     predicate_counts,
 )
 from pipeline.model.mosa import MOSA
-from support.model_inputs import random_batch, random_spec
 from pipeline.params import LossParams, ModelParams
 
 

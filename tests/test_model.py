@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 import torch
+from support.model_inputs import random_batch, random_spec
 
 from pipeline.constants import NUM_OBJECT_CLASSES
 from pipeline.model.asm import ActionSemanticMatching
@@ -17,7 +18,6 @@ from pipeline.model.batch import (
     window_tables,
 )
 from pipeline.model.mosa import MOSA, predicted_object_label
-from support.model_inputs import random_batch, random_spec
 from pipeline.model.tokens import box_masks
 from pipeline.params import ModelParams, ParamsError, parse_params
 

@@ -48,5 +48,25 @@ def test_missing_and_malformed_files(tmp_path):
         load_params(bad)
 
 
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_params_yaml_holds_every_default_of_params_py_key_by_key():
+    """params.yaml is the documented copy of the defaults: same keys, same values."""
+    raw = yaml.safe_load(open("params.yaml"))
+    defaults = Params().model_dump(mode="json")
+    assert sorted(_flatten(raw)) == sorted(_flatten(defaults))
+    parsed = _flatten(parse_params(raw).model_dump(mode="json"))
+    differing = {key: (parsed[key], value) for key, value in _flatten(defaults).items() if parsed[key] != value}
+    assert not differing, f"params.yaml vs params.py defaults (yaml, py): {differing}"
+
+
 def test_defaults_roundtrip():
     assert parse_params(yaml.safe_load(yaml.safe_dump(Params().model_dump(mode="json")))) == Params()

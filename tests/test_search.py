@@ -9,12 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from support.model_inputs import random_batch, random_spec
 from trained_world import build_trained_world, hashed_encoder
 
 from pipeline.constants import NUM_PREDICATES, OBJECT_INDEX, PREDICATE_INDEX, PREDICATES
 from pipeline.io import DataError
 from pipeline.model.mosa import MOSA
-from support.model_inputs import random_batch, random_spec
 from pipeline.params import ModelParams, SearchParams
 from pipeline.search import (
     build_faiss_index,

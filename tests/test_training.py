@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from support.training_caches import SPURIOUS_LABEL, write_synthetic_caches
 
 from pipeline.ag.reader import read_index
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES, PREDICATES
@@ -20,9 +21,8 @@ from pipeline.params import Params
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.data import BoundedCache, VideoBatches
 from pipeline.training.matching import greedy_match
-from pipeline.training.mode_stage import evaluate_mode, open_mode, train_mode
+from pipeline.training.mode_stage import evaluate_mode, open_mode, output_paths, train_mode
 from pipeline.training.sources import CacheSource
-from support.training_caches import SPURIOUS_LABEL, write_synthetic_caches
 from pipeline.training.text import read_text_embeddings
 
 
@@ -134,18 +134,22 @@ def test_train_and_evaluate_write_checkpoints_logs_and_metrics(world, tmp_path):
     logged = json.loads((tmp_path / "live" / "metrics.json").read_text())
     assert {"R@20", "mR@20"} <= set(logged["val"]) and "total" in logged["train"]["loss"]
 
-    metrics = evaluate_mode(params, "predcls", tmp_path / "pred.parquet", tmp_path / "metrics.json", tmp_path / "recall.csv")
+    paths = output_paths("predcls", tmp_path)
+    metrics = evaluate_mode(params, "predcls", paths)
     assert set(metrics) == {"with", "semi", "no"} and 0 <= metrics["with"]["R@20"] <= 100
-    assert len(read_predictions(tmp_path / "pred.parquet")) == 8  # the test video: 4 frames x 2 objects
-    assert pl.read_csv(tmp_path / "recall.csv").height == NUM_PREDICATES
+    assert len(read_predictions(paths.predictions)) == 8  # the test video: 4 frames x 2 objects
+    assert pl.read_csv(paths.predicate_recall).height == NUM_PREDICATES
+    embeddings = np.load(paths.relation_embeddings)
+    assert embeddings.shape[0] == 8 and np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)
 
 
 @pytest.mark.parametrize("mode", ["sgcls", "sgdet"])
 def test_object_classifying_modes_train_and_predict_real_object_labels(world, tmp_path, mode):
     params = with_out_dir(world, tmp_path, epochs=1)
     train_mode(params, mode)
-    evaluate_mode(params, mode, tmp_path / "p.parquet", tmp_path / "m.json", tmp_path / "r.csv")
-    predictions = read_predictions(tmp_path / "p.parquet")
+    paths = output_paths(mode, tmp_path)
+    evaluate_mode(params, mode, paths)
+    predictions = read_predictions(paths.predictions)
     assert (predictions.object_label >= 2).all()
     if mode == "sgdet":
         assert np.allclose(predictions.subject_score, 0.9)
@@ -184,7 +188,7 @@ def test_evaluate_refuses_a_model_trained_with_other_settings(world, tmp_path):
     train_mode(params, "predcls")
     other = override(params, "model", mim=False)
     with pytest.raises(DataError, match="rerun the train stage"):
-        evaluate_mode(other, "predcls", tmp_path / "p.parquet", tmp_path / "m.json", tmp_path / "r.csv")
+        evaluate_mode(other, "predcls", output_paths("predcls", tmp_path))
 
 
 def test_text_cache_with_another_predicate_order_is_refused(tmp_path):

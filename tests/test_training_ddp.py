@@ -16,11 +16,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from support.training_caches import write_synthetic_caches
 
 from pipeline.params import Params
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.mode_stage import build_model, open_mode
-from support.training_caches import write_synthetic_caches
 
 # Percentage points. The validation split has 64 ground-truth triplets, so
 # R@20 moves by 1.56 points per triplet; float noise may flip a near-tie

@@ -16,11 +16,11 @@ import numpy as np
 import polars as pl
 import yaml
 from PIL import Image
+from support.training_caches import write_synthetic_caches
 
 from pipeline.params import Params
 from pipeline.text.encoders import TextEncoder
 from pipeline.training.mode_stage import evaluate_mode, live_dir, output_paths, train_mode
-from support.training_caches import write_synthetic_caches
 
 
 def override(params: Params, section: str, **values) -> Params:
@@ -53,8 +53,7 @@ def build_trained_world(root: Path, modes: tuple[str, ...] = ("predcls",), text_
     write_frames(params, root / "dataset")
     for mode in modes:
         train_mode(params, mode, live_dir=live_dir(mode))
-        paths = output_paths(mode)
-        evaluate_mode(params, mode, paths.predictions, paths.metrics, paths.predicate_recall)
+        evaluate_mode(params, mode, output_paths(mode))
     (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
     return params
 

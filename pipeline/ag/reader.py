@@ -38,6 +38,7 @@ from pipeline.ag.validate import (
 )
 from pipeline.constants import ATTENTION, CONTACTING, GROUPS, SPATIAL
 from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet, safe_load_pickle
+from pipeline.params import DatasetParams
 
 SPLITS = ("train", "val", "test")
 
@@ -318,3 +319,12 @@ def build_ag_index(root: str | Path, val_fraction: float, split_seed: int, small
     """Reader + validation split: the index stage's whole job."""
     index = load_action_genome(root, filter_small=filter_small, small_box_side=small_box_side)
     return assign_val_split(index, val_fraction, split_seed)
+
+
+def run_index_stage(dataset: DatasetParams) -> dict:
+    """The ``index`` stage: an AG root -> ``dataset.index_dir`` (Parquet tables + summary.json)."""
+    built = build_ag_index(dataset.root, dataset.val_fraction, dataset.split_seed, dataset.small_box_side)
+    summary = write_index(built, dataset.index_dir)
+    for split in ("train", "val", "test"):
+        print(f"{split}: " + ", ".join(f"{k}={v}" for k, v in summary[split].items()))
+    return summary

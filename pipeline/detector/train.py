@@ -18,7 +18,6 @@ import torch
 from tqdm import tqdm
 
 from pipeline.ag.reader import read_index
-from pipeline.detector.weights import save_checkpoint
 from pipeline.detector.model import (
     ag_label_map,
     config_class_names,
@@ -26,6 +25,7 @@ from pipeline.detector.model import (
     load_config,
     register_mmdet,
 )
+from pipeline.detector.weights import save_checkpoint
 from pipeline.io import DataError, atomic_write_json
 from pipeline.params import DetectorParams
 

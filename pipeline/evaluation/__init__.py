@@ -15,6 +15,7 @@ from pipeline.evaluation.evaluator import (
     evaluate,
     rowwise_iou,
 )
+from pipeline.evaluation.from_files import evaluate_predictions_file, load_ground_truth
 from pipeline.evaluation.ground_truth import (
     MODES,
     GroundTruth,
@@ -33,7 +34,6 @@ from pipeline.evaluation.predictions import (
     write_predictions,
 )
 from pipeline.evaluation.report import format_table, per_predicate_records, results_json
-from pipeline.evaluation.from_files import evaluate_predictions_file, load_ground_truth
 
 __all__ = [
     "CONSTRAINTS",

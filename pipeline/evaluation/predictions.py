@@ -184,8 +184,13 @@ def validate_predictions(table: pl.DataFrame, source: str = "predictions") -> Pr
     )
 
 
-def read_predictions_table(path: str | Path) -> pl.DataFrame:
-    """A predictions Parquet file as a table, after :func:`validate_predictions` accepted it."""
+def read_predictions(path: str | Path) -> Predictions:
+    """Read and validate a predictions Parquet file."""
+    return load_predictions(path)[1]
+
+
+def load_predictions(path: str | Path) -> tuple[pl.DataFrame, Predictions]:
+    """Read a predictions Parquet file once: the table itself and its validated arrays."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: predictions file not found")
@@ -193,13 +198,7 @@ def read_predictions_table(path: str | Path) -> pl.DataFrame:
         table = parquet_table(path)
     except ParquetError as err:
         raise DataError(f"{path}: not a readable Parquet file ({err})") from None
-    validate_predictions(table, str(path))
-    return table
-
-
-def read_predictions(path: str | Path) -> Predictions:
-    """Read and validate a predictions Parquet file."""
-    return validate_predictions(read_predictions_table(path), str(path))
+    return table, validate_predictions(table, str(path))
 
 
 def align_predictions(predictions: Predictions, ground_truth: GroundTruth, source: str = "predictions") -> AlignedPredictions:

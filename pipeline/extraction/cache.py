@@ -50,6 +50,7 @@ import h5py
 import numpy as np
 import polars as pl
 
+from pipeline.constants import NUM_OBJECT_CLASSES, PERSON_INDEX
 from pipeline.io import DataError
 
 FORMAT_VERSION = 1
@@ -88,7 +89,7 @@ SCHEMA: dict[str, Column] = {
     "det_boxes": Column(np.float64, 4),
     "det_labels": Column(np.int16),
     "det_scores": Column(np.float32),
-    "det_class_scores": Column(np.float32, 37),
+    "det_class_scores": Column(np.float32, NUM_OBJECT_CLASSES),
     "det_features": Column(np.float16, "D"),
     "det_pair_offsets": Column(np.int64),
     "det_pairs": Column(np.int32, 2),
@@ -216,6 +217,25 @@ def require_same_extractor(first: Mapping[str, Any], second: Mapping[str, Any], 
                 f"{what}: {key} differs ({first.get(key)!r} vs {second.get(key)!r}); features "
                 "from different detectors cannot be mixed, re-extract with one detector"
             )
+
+
+def top_person_rows(labels: np.ndarray, scores: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per frame, the row of its highest-scoring person detection (lowest row on ties), -1 if none.
+
+    ``offsets`` are the frame boundaries of ``labels``/``scores`` (as
+    ``det_offsets``). This is the one rule that picks a frame's SGDet subject:
+    the motion stage and the training data both use it, so their det pairs
+    join row for row.
+    """
+    top = np.full(len(offsets) - 1, -1, dtype=np.int64)
+    frame_of_row = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    person = np.flatnonzero(labels == PERSON_INDEX)
+    if person.size:
+        chosen = person[np.lexsort((person, -scores[person].astype(np.float64), frame_of_row[person]))]
+        frames = frame_of_row[chosen]
+        first = np.concatenate([[True], frames[1:] != frames[:-1]])
+        top[frames[first]] = chosen[first]
+    return top
 
 
 DETECTION_SCHEMA: dict[str, pl.DataType] = {

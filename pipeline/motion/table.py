@@ -13,13 +13,14 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.constants import PERSON_INDEX
-from pipeline.extraction.cache import CACHE_FILE, load_detection_table
+from pipeline.extraction.cache import CACHE_FILE, load_detection_table, top_person_rows
 from pipeline.io import DataError, atomic_path
 from pipeline.motion.attributes import OBJECT_BOX, PERSON_BOX, motion_attributes, output_columns
 from pipeline.motion.linking import link_tracks
@@ -130,13 +131,12 @@ def det_pairs(detections: pl.DataFrame, link_iou: float) -> pl.DataFrame:
     non-background detection is an object, linked into tracks per class.
     """
     _require(detections, DETECTION_COLUMNS, "detection table")
-    persons = (
-        detections.filter(pl.col("label") == PERSON_INDEX)
-        .sort(
-            ["video", "frame_number", "score", "det_index"], descending=[False, False, True, False]
-        )
-        .unique(["video", "frame_number"], keep="first", maintain_order=True)
-        .select("video", "frame_number", *_renamed_box(BOX, PERSON_BOX))
+    detections = detections.sort(["video", "frame_number", "det_index"])
+    frame_sizes = detections.group_by(["video", "frame_number"], maintain_order=True).len()["len"]
+    offsets = np.concatenate([[0], np.cumsum(frame_sizes.to_numpy())]).astype(np.int64)
+    top = top_person_rows(detections["label"].to_numpy(), detections["score"].to_numpy(), offsets)
+    persons = detections[top[top >= 0]].select(
+        "video", "frame_number", *_renamed_box(BOX, PERSON_BOX)
     )
     objects = link_tracks(detections.filter(pl.col("label") > PERSON_INDEX), link_iou)
     return _pair_table(
@@ -253,7 +253,7 @@ def run_motion_stage(
 ) -> dict[str, float]:
     """The ``motion`` stage: index (+ SGDet detections when the ROI cache exists) -> motion Parquet.
 
-    Returns a summary for the log: rows, seconds and output size.
+    Returns (and prints) a summary for the log: rows, seconds and output size.
     """
     start = time.perf_counter()
     index_dir = Path(index_dir)
@@ -267,9 +267,11 @@ def run_motion_stage(
         params,
         detections,
     )
-    return {
+    summary = {
         "rows": rows,
         "detection_rows": 0 if detections is None else detections.height,
         "seconds": round(time.perf_counter() - start, 2),
         "megabytes": round(Path(params.out_path).stat().st_size / 1e6, 2),
     }
+    print(f"{params.out_path}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+    return summary

@@ -16,13 +16,8 @@ import polars as pl
 
 from pipeline.ag.reader import read_index
 from pipeline.constants import NUM_PREDICATES, PREDICATES
-from pipeline.evaluation import (
-    align_predictions,
-    evaluate,
-    ground_truth_for_mode,
-    validate_predictions,
-)
-from pipeline.evaluation.predictions import read_predictions_table
+from pipeline.evaluation import align_predictions, evaluate, ground_truth_for_mode
+from pipeline.evaluation.predictions import load_predictions
 from pipeline.io import DataError, atomic_write_text
 from pipeline.params import Params
 from pipeline.report import html
@@ -140,8 +135,7 @@ def gallery_section(params: Params, frames: pl.DataFrame, objects: pl.DataFrame)
     if not path.is_file():
         return html.section("Best and worst frames", html.note(f"No {mode} predictions yet ({path}).", missing=True))
     truth = ground_truth_for_mode(frames, objects, "test", mode)
-    table = read_predictions_table(path)
-    predictions = validate_predictions(table, str(path))
+    table, predictions = load_predictions(path)
     recall = evaluate(truth, align_predictions(predictions, truth, str(path)), params.evaluate, constraints=("with",), ks=(k,))["with"].frame_recall[0]
     keys = np.asarray(truth.frames, dtype=object)
     # Ties are broken by frame key so the gallery is the same on every run.

@@ -8,7 +8,7 @@ import numpy as np
 
 from pipeline.io import atomic_write_json
 from pipeline.params import Params
-from pipeline.search.embeddings import collect_relation_embeddings
+from pipeline.search.embeddings import read_relation_embeddings
 from pipeline.search.index import (
     RelationIndex,
     build_faiss_index,
@@ -32,7 +32,7 @@ def run_search_index_stage(params: Params, encoder: TextEncoder | None = None) -
     ``encoder`` replaces the one ``text.encoder`` names (tests use a small stand-in).
     """
     settings = params.search
-    relations = collect_relation_embeddings(params, settings.mode)
+    relations = read_relation_embeddings(params, settings.mode)
     index = build_faiss_index(relations.embeddings, settings)
     meta = {
         "mode": settings.mode,

@@ -101,4 +101,6 @@ def run_text_stage(params: TextParams) -> dict[str, object]:
     """The ``text`` stage: build the configured encoder and write ``params.out_path``."""
     start = time.perf_counter()
     summary = write_text_embeddings(params.out_path, params, build_encoder(params))
-    return {**summary, "seconds": round(time.perf_counter() - start, 2)}
+    summary = {**summary, "seconds": round(time.perf_counter() - start, 2)}
+    print(f"{params.out_path}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+    return summary

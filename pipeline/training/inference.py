@@ -43,15 +43,28 @@ def prediction_rows(output: RelationOutput, meta: BatchMeta, mode: str) -> pl.Da
 
 
 @torch.no_grad()
-def predict(model: MOSA, batches: VideoBatches, mode: str) -> pl.DataFrame:
-    """Predictions for every pair of the batches' videos, sorted by frame."""
+def predict(model: MOSA, batches: VideoBatches, mode: str, with_embeddings: bool = False):
+    """Predictions for every pair of the batches' videos, sorted by frame.
+
+    With ``with_embeddings`` also returns ASM's relation embedding of each
+    row, in the table's row order (``[N, 0]`` when the model has no ASM).
+    """
     model.eval()
     device = next(model.parameters()).device
-    if device.type == "cpu":
-        tables = [prediction_rows(model(batch), meta, mode) for batch, meta in batches]
-    else:
-        cpu = torch.device("cpu")
-        tables = [prediction_rows(to_device(model(to_device(batch, device)), cpu), meta, mode) for batch, meta in batches]
+    cpu = torch.device("cpu")
+    tables, embeddings = [], []
+    for batch, meta in batches:
+        output = model(batch) if device.type == "cpu" else to_device(model(to_device(batch, device)), cpu)
+        tables.append(prediction_rows(output, meta, mode))
+        if with_embeddings and output.relation_embedding is not None:
+            embeddings.append(output.relation_embedding.float().numpy())
     if not tables:
-        return pl.DataFrame(schema=PREDICTION_SCHEMA)
-    return pl.concat(tables).sort("frame", maintain_order=True)
+        table = pl.DataFrame(schema=PREDICTION_SCHEMA)
+        return (table, np.zeros((0, 0), np.float32)) if with_embeddings else table
+    table = pl.concat(tables).with_row_index("_row").sort("frame", maintain_order=True)
+    order = table["_row"].to_numpy()
+    table = table.drop("_row")
+    if not with_embeddings:
+        return table
+    stacked = np.concatenate(embeddings) if embeddings else np.zeros((len(order), 0), np.float32)
+    return table, np.ascontiguousarray(stacked[order], dtype=np.float32)

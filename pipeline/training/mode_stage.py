@@ -4,14 +4,19 @@ Outputs per mode, under ``train.out_dir/<mode>/``:
 
 * ``model.pt`` (selected on validation), ``checkpoint/last.pt`` (resume);
 * ``dvclive/<mode>/``: per-epoch losses and validation R@20/mR@20;
-* ``metrics/<mode>.json`` and ``plots/<mode>_predicate_recall.csv`` (evaluate).
+* ``predictions/<mode>.parquet``, ``predictions/<mode>_relation_embeddings.npy``
+  (ASM's text-space embedding of each predictions row, read by the search
+  stage so it does not run the head again), ``metrics/<mode>.json`` and
+  ``plots/predicate_recall/<mode>.csv`` (evaluate).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import torch
 
@@ -24,7 +29,7 @@ from pipeline.evaluation import (
     validate_predictions,
     write_predictions,
 )
-from pipeline.evaluation.ground_truth import GroundTruth, ground_truth_for_mode
+from pipeline.evaluation.ground_truth import MODES, GroundTruth, ground_truth_for_mode
 from pipeline.evaluation.report import per_predicate
 from pipeline.extraction.cache import RoiCache
 from pipeline.io import (
@@ -37,7 +42,7 @@ from pipeline.io import (
 )
 from pipeline.loss import RelationLoss, predicate_counts
 from pipeline.model.mosa import MOSA, FeatureSpec
-from pipeline.params import Params
+from pipeline.params import RUN_ONLY_KEYS, Params
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.data import BoundedCache, VideoBatches, rank_share
 from pipeline.training.inference import predict
@@ -53,15 +58,18 @@ class OutputPaths:
     """Where the evaluate stage writes; dvc.yaml declares the same paths."""
 
     predictions: Path
+    relation_embeddings: Path
     metrics: Path
     predicate_recall: Path
 
 
-def output_paths(mode: str) -> OutputPaths:
+def output_paths(mode: str, root: Path = Path(".")) -> OutputPaths:
+    """The evaluate stage's outputs for ``mode``, relative to the project root ``root``."""
     return OutputPaths(
-        predictions=Path("predictions") / f"{mode}.parquet",
-        metrics=Path("metrics") / f"{mode}.json",
-        predicate_recall=Path("plots") / "predicate_recall" / f"{mode}.csv",
+        predictions=root / "predictions" / f"{mode}.parquet",
+        relation_embeddings=root / "predictions" / f"{mode}_relation_embeddings.npy",
+        metrics=root / "metrics" / f"{mode}.json",
+        predicate_recall=root / "plots" / "predicate_recall" / f"{mode}.csv",
     )
 
 
@@ -151,7 +159,7 @@ def make_validator(data: ModeData, params: Params):
 
 def run_settings(params: Params, mode: str) -> dict:
     """The settings a trained model depends on (epochs excluded: more epochs may resume)."""
-    train = params.train.model_dump(exclude={"epochs", "modes", "feature_cache_mb", "device"})
+    train = params.train.model_dump(exclude={"epochs", "modes", *RUN_ONLY_KEYS["train"]})
     return {"mode": mode, "model": params.model.model_dump(), "train": train, "dataset": params.dataset.model_dump()}
 
 
@@ -210,17 +218,23 @@ def load_trained(params: Params, data: ModeData) -> MOSA:
     return model
 
 
-def evaluate_mode(params: Params, mode: str, predictions_path: Path, metrics_path: Path, plots_path: Path) -> dict:
+def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
     """Predict the test split with the selected model, write the predictions, score them.
 
-    ``metrics_path`` gets ``{constraint: {"R@K": ..., "mR@K": ...}}`` (percent);
-    ``plots_path`` a CSV of per-predicate recall@20 for each constraint.
+    ``paths.metrics`` gets ``{constraint: {"R@K": ..., "mR@K": ...}}`` (percent);
+    ``paths.predicate_recall`` a CSV of per-predicate recall@20 for each
+    constraint; ``paths.relation_embeddings`` the ASM embedding of each
+    predictions row (``[N, D]`` float32; ``[N, 0]`` without ASM).
     """
+    metrics_path, plots_path = paths.metrics, paths.predicate_recall
     with open_mode(params, mode) as data:
         model = load_trained(params, data)
-        table = predict(model, data.batches(params, "test"), mode)
+        table, embeddings = predict(model, data.batches(params, "test"), mode, with_embeddings=True)
         truth = data.ground_truth("test")
-    write_predictions(table, predictions_path)
+    write_predictions(table, paths.predictions)
+    with atomic_path(paths.relation_embeddings, suffix=".npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, embeddings)  # a handle: given a path, np.save would append its own ".npy"
+    predictions_path = paths.predictions
     results = evaluate(truth, align_predictions(validate_predictions(table, str(predictions_path)), truth), params.evaluate)
     metrics = {constraint: result.metrics() for constraint, result in results.items()}
     atomic_write_json(metrics_path, metrics)
@@ -240,6 +254,29 @@ def evaluate_mode(params: Params, mode: str, predictions_path: Path, metrics_pat
     with atomic_path(plots_path, suffix=".csv") as tmp:
         per_predicate_table.write_csv(tmp, float_precision=4)
     return metrics
+
+
+def run_train_stage(params: Params, mode: str) -> FitResult:
+    """The ``train@<mode>`` stage (also under ``torchrun``): train, log the selected epoch on rank 0."""
+    result = train_mode(params, checked_mode(mode), live_dir=live_dir(mode))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns the same result
+        best = ", ".join(f"{k} {v:.2f}" for k, v in result.best_validation.items())
+        print(f"{mode}: selected epoch {result.best_epoch + 1} (validation {best})")
+    return result
+
+
+def run_evaluate_stage(params: Params, mode: str) -> dict:
+    """The ``evaluate@<mode>`` stage: test predictions, embeddings, AG metrics, per-predicate recall."""
+    metrics = evaluate_mode(params, checked_mode(mode), output_paths(mode))
+    for constraint, values in metrics.items():
+        print(f"{mode} {constraint}: " + ", ".join(f"{k} {v:.2f}" for k, v in values.items()))
+    return metrics
+
+
+def checked_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise DataError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
 
 
 __all__ = ["SELECTION_METRIC", "ModeData", "OutputPaths", "evaluate_mode", "live_dir", "output_paths", "load_trained", "make_validator", "open_mode", "train_mode"]

@@ -22,7 +22,7 @@ import polars as pl
 
 from pipeline.constants import CONTACTING, NUM_OBJECT_CLASSES, PERSON_INDEX, SPATIAL
 from pipeline.evaluation.ground_truth import MODES, drop_small_objects
-from pipeline.extraction.cache import RoiCache
+from pipeline.extraction.cache import RoiCache, top_person_rows
 from pipeline.io import DataError
 from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES
 from pipeline.training.data import VideoPairs
@@ -164,7 +164,7 @@ class CacheSource:
         labels, scores = arrays["det_labels"].astype(np.int64), arrays["det_scores"].astype(np.float64)
         person_row, object_row = arrays["det_pairs"][:, 0].astype(np.int64), arrays["det_pairs"][:, 1].astype(np.int64)
         frame = np.searchsorted(offsets, person_row, side="right") - 1
-        top_person = self._top_person_rows(labels, scores, offsets)
+        top_person = top_person_rows(labels, scores, offsets)
         keep = np.isin(frame, kept_frames) & (person_row == top_person[frame]) & (labels[object_row] > PERSON_INDEX)
         person_row, object_row, frame = person_row[keep], object_row[keep], frame[keep]
         return {
@@ -175,17 +175,6 @@ class CacheSource:
             "subject_score": scores[person_row],
             "object_score": scores[object_row],
         }
-
-    @staticmethod
-    def _top_person_rows(labels: np.ndarray, scores: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """Per frame, the highest-scoring person detection (lowest row on ties), -1 if none."""
-        top = np.full(len(offsets) - 1, -1, dtype=np.int64)
-        for f in range(len(offsets) - 1):
-            rows = np.arange(offsets[f], offsets[f + 1])
-            rows = rows[labels[rows] == PERSON_INDEX]
-            if rows.size:
-                top[f] = rows[np.argmax(scores[rows])]  # argmax keeps the first maximum
-        return top
 
     def _finish(
         self,

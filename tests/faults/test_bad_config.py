@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.extraction.extract import run_extract_stage
-from support.tiny_detector import write_random_checkpoint, write_tiny_config, write_tiny_dataset
+from pipeline.extraction.driver import extract_with_detector
 from pipeline.io import DataError
 from pipeline.params import DetectionPostprocessParams, ExtractParams
 
@@ -57,7 +57,7 @@ def test_detector_checkpoint_with_another_class_count_stops_extraction_before_wo
     checkpoint = write_random_checkpoint(five, tmp_path / "five.pth")
     extract = ExtractParams(out_dir=str(tmp_path / "roi"), metrics_path=str(tmp_path / "metrics" / "extract.json"))
     with pytest.raises(DataError, match=r"trained for 5 classes but the config has num_classes=36 \(set model") as error:
-        run_extract_stage(str(config), str(checkpoint), str(tmp_path / "index"), str(tmp_path / "ag"), extract, DetectionPostprocessParams())
+        extract_with_detector(str(config), str(checkpoint), str(tmp_path / "index"), str(tmp_path / "ag"), extract, DetectionPostprocessParams())
     assert "\n" not in str(error.value) and str(checkpoint) in str(error.value)
     assert not (tmp_path / "roi").exists() and not (tmp_path / "roi.parts").exists()
     assert not (tmp_path / "metrics").exists()

@@ -16,17 +16,17 @@ import numpy as np
 import pytest
 import torch
 from ag_fixtures import video, write_root
+from support.tiny_detector import write_random_checkpoint, write_tiny_config
+from support.training_caches import write_synthetic_caches
 from trained_world import override
 
 from faults.crash import TouchOnUnpickle, snapshot
 from pipeline.ag.reader import build_ag_index, read_index, write_index
 from pipeline.detector.model import load_detector
-from support.tiny_detector import write_random_checkpoint, write_tiny_config
 from pipeline.io import DataError
 from pipeline.motion import run_motion_stage
 from pipeline.params import Params
-from pipeline.training.mode_stage import evaluate_mode, open_mode, train_mode
-from support.training_caches import write_synthetic_caches
+from pipeline.training.mode_stage import evaluate_mode, open_mode, output_paths, train_mode
 
 KEY = "BOXES.mp4/000002.png"
 
@@ -163,7 +163,7 @@ def models(trained, tmp_path) -> Params:
 
 
 def evaluate(params: Params, out: Path) -> None:
-    evaluate_mode(params, "predcls", out / "predictions.parquet", out / "metrics.json", out / "recall.csv")
+    evaluate_mode(params, "predcls", output_paths("predcls", out))
 
 
 def test_truncated_last_checkpoint_stops_the_rerun_naming_it(models):

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.tiny_detector import write_tiny_config, write_tiny_dataset
+from support.training_caches import write_synthetic_caches
 from trained_world import hashed_encoder, override
 
 from faults.crash import kill_when_paused, snapshot
 from pipeline.detector.model import load_detector
 from pipeline.detector.train import run_train_detector_stage
-from support.tiny_detector import write_tiny_config, write_tiny_dataset
 from pipeline.motion import run_motion_stage
 from pipeline.params import DetectorParams, DetectorTrainParams, Params
 from pipeline.text.embed import write_text_embeddings
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.mode_stage import train_mode
-from support.training_caches import write_synthetic_caches
 
 # The child loads the same params the test uses, from JSON.
 LOAD_PARAMS = """

@@ -100,8 +100,8 @@ def write_random_checkpoint(
     config_path: str | Path, checkpoint_path: str | Path, seed: int = 0
 ) -> Path:
     """Save randomly initialised weights of ``config_path``'s model (weights-only format)."""
-    from pipeline.detector.weights import save_checkpoint
     from pipeline.detector.model import build_model, load_config
+    from pipeline.detector.weights import save_checkpoint
 
     torch.manual_seed(seed)
     model = build_model(load_config(config_path))
