@@ -30,6 +30,7 @@ from tqdm import tqdm
 from pipeline.ag.reader import FRAME_SCHEMA, OBJECT_SCHEMA, RELATION_SCHEMA, AGIndex, write_index
 from pipeline.constants import GROUPS, PREDICATES
 from pipeline.io import (
+    UNREADABLE_IMAGE_ERRORS,
     DataError,
     DiskFullError,
     atomic_dir,
@@ -90,7 +91,7 @@ def stage_frames(source: Path, root: Path, every: int = 1) -> list[FootageFrame]
             try:
                 with Image.open(path) as image:
                     image.load()
-            except OSError as err:
+            except UNREADABLE_IMAGE_ERRORS as err:
                 raise DataError(f"{path}: cannot read this frame ({type(err).__name__})") from None
             # outside the try: an error writing the copy (a full disk) is not a bad frame
             keep(image, number)

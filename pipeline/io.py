@@ -29,6 +29,7 @@ import json
 import os
 import pickle
 import shutil
+import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,6 +42,12 @@ class UnsafePickleError(pickle.UnpicklingError):
 
 class DataError(ValueError):
     """A one-line, user-facing error about input data (names the file or frame)."""
+
+
+# What PIL raises for a damaged image file, besides OSError: SyntaxError for
+# a broken PNG chunk, ValueError for a truncated header, struct.error for a
+# short field. Catch them only around opening and decoding an image.
+UNREADABLE_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, struct.error)
 
 
 class DiskFullError(DataError):

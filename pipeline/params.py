@@ -301,7 +301,8 @@ class ParamsError(ValueError):
 
 def _format_error(source: str, err: ValidationError) -> str:
     first = err.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "<root>"
+    # a key of a hostile file may hold a newline: quote it then, to stay on one line
+    key = ".".join(str(part) if str(part).isprintable() else repr(part) for part in first["loc"]) or "<root>"
     value = first.get("input")
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key '{key}' (remove it or fix its spelling; see the comments in params.yaml)"

@@ -9,13 +9,12 @@ header, which keeps thousands of frames within seconds.
 from __future__ import annotations
 
 import math
-import struct
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from pipeline.ag.layout import (
     ANNOTATION_FILES,
@@ -29,7 +28,7 @@ from pipeline.ag.layout import (
     read_text_lines,
 )
 from pipeline.constants import ATTENTION, CONTACTING, SPATIAL
-from pipeline.io import DataError, safe_load_pickle
+from pipeline.io import UNREADABLE_IMAGE_ERRORS, DataError, safe_load_pickle
 
 ERROR, WARNING = "error", "warning"
 
@@ -256,8 +255,7 @@ def _frame_file_problems(root: Path, key: str, size: tuple[int, int] | None) -> 
             # walks the chunks and their checksums without decoding pixels:
             # finds a truncated or bit-flipped download at a fraction of a decode
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, struct.error) as err:
-        # PIL reports a broken PNG chunk as SyntaxError and a short one as struct.error
+    except UNREADABLE_IMAGE_ERRORS as err:
         return [Problem(ERROR, "unreadable_frame", str(path), f"not a readable image ({type(err).__name__}: {err})")], None
     if size is not None and image_size != size:
         return [Problem(ERROR, "size_mismatch", str(path), f"image is {image_size[0]}x{image_size[1]} but bbox_size says {size[0]}x{size[1]}")], image_size
