@@ -34,7 +34,10 @@ def one_line_errors(func: F) -> F:
             if not is_disk_full(err):
                 raise
             where = Path(err.filename).parent if err.filename else Path.cwd()
-            print(f"error: {where}: no space left on device; free some space, then rerun", file=sys.stderr)
+            print(
+                f"error: {where}: no space left on device; free some space, then rerun",
+                file=sys.stderr,
+            )
             raise SystemExit(2) from None
 
     return wrapper  # type: ignore[return-value]
