@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
-from pipeline.io import DataError
+from pipeline.io import DataError, is_disk_full
 from pipeline.params import ParamsError
 
 F = TypeVar("F", bound=Callable)
@@ -26,6 +27,17 @@ def one_line_errors(func: F) -> F:
             return func(*args, **kwargs)
         except USER_ERRORS as err:
             print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except OSError as err:
+            # Stages report a full disk through pipeline.io with their folder
+            # and size; this catches a library writing on its own (dvclive).
+            if not is_disk_full(err):
+                raise
+            where = Path(err.filename).parent if err.filename else Path.cwd()
+            print(
+                f"error: {where}: no space left on device; free some space, then rerun",
+                file=sys.stderr,
+            )
             raise SystemExit(2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -18,8 +18,10 @@ can be inspected).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,16 @@ from tqdm import tqdm
 
 from pipeline.ag.reader import FRAME_SCHEMA, OBJECT_SCHEMA, RELATION_SCHEMA, AGIndex, write_index
 from pipeline.constants import GROUPS, PREDICATES
-from pipeline.io import DataError, atomic_path, atomic_write_json
+from pipeline.io import (
+    UNREADABLE_IMAGE_ERRORS,
+    DataError,
+    DiskFullError,
+    atomic_dir,
+    atomic_path,
+    atomic_write_json,
+    disk_full_as_error,
+    tree_size,
+)
 from pipeline.params import Params
 from pipeline.viz.detections import MIN_OBJECT_SCORE, shown_pairs
 from pipeline.viz.frames import render_frame, save_png
@@ -82,9 +93,11 @@ def stage_frames(source: Path, root: Path, every: int = 1) -> list[FootageFrame]
         for path, number in sorted(zip(paths[::every], numbers[::every], strict=True), key=lambda item: item[1]):
             try:
                 with Image.open(path) as image:
-                    keep(image, number)
-            except OSError as err:
+                    image.load()
+            except UNREADABLE_IMAGE_ERRORS as err:
                 raise DataError(f"{path}: cannot read this frame ({type(err).__name__})") from None
+            # outside the try: an error writing the copy (a full disk) is not a bad frame
+            keep(image, number)
     elif source.suffix.lower() in VIDEO_SUFFIXES:
         import cv2
 
@@ -203,11 +216,10 @@ def predict_footage(
 
     Graphs and overlays hold the pairs :func:`pipeline.viz.detections.shown_pairs` keeps
     (object score >= ``min_score``, class-aware NMS); ``predictions.parquet`` holds all.
-    """
-    from pipeline.motion import run_motion_stage
-    from pipeline.training.inference import predict
-    from pipeline.training.mode_stage import load_trained, open_mode
 
+    The graphs and overlays folders are replaced as a whole when complete; on
+    a full disk the intermediate ``work`` folder is removed as well.
+    """
     source, out_dir = Path(source), Path(out_dir)
     if not source.exists():
         raise DataError(f"{source}: no such folder or video")
@@ -217,6 +229,19 @@ def predict_footage(
     if not head.is_file():
         raise DataError(f"{head}: no trained {MODE} head (run `dvc repro train@{MODE}`)")
     work = out_dir / "work"
+    try:
+        with disk_full_as_error(out_dir, lambda: tree_size(out_dir)):
+            return _predict_into(source, out_dir, work, params, every, overlays, min_score)
+    except DiskFullError:
+        shutil.rmtree(work, ignore_errors=True)  # intermediate files only: give the space back
+        raise
+
+
+def _predict_into(source: Path, out_dir: Path, work: Path, params: Params, every: int, overlays: bool, min_score: float) -> PredictSummary:
+    from pipeline.motion import run_motion_stage
+    from pipeline.training.inference import predict
+    from pipeline.training.mode_stage import load_trained, open_mode
+
     footage = footage_params(params, work)
     frames = stage_frames(source, work / "dataset", every)
     write_index(footage_index(frames), footage.dataset.index_dir)
@@ -228,13 +253,14 @@ def predict_footage(
     with atomic_path(out_dir / "predictions.parquet", suffix=".parquet") as tmp:
         table.write_parquet(tmp)
     graphs_dir, overlays_dir = out_dir / "graphs", out_dir / "overlays"
-    for frame in tqdm(frames, desc="graphs", unit="frame"):
-        rows = shown_pairs(table.filter(pl.col("frame") == frame.key), min_score)
-        name = frame.key.split("/")[1].removesuffix(".png")
-        atomic_write_json(graphs_dir / f"{name}.json", scene_graph(rows, frame))
-        if overlays:
-            with Image.open(work / "dataset" / "frames" / frame.key) as image:
-                save_png(render_frame(image.convert("RGB"), rows, None, f"{frame.key} ({MODE}, no annotation)"), overlays_dir / f"{name}.png")
+    with atomic_dir(graphs_dir) as graphs_staging, atomic_dir(overlays_dir) if overlays else contextlib.nullcontext() as overlays_staging:
+        for frame in tqdm(frames, desc="graphs", unit="frame"):
+            rows = shown_pairs(table.filter(pl.col("frame") == frame.key), min_score)
+            name = frame.key.split("/")[1].removesuffix(".png")
+            atomic_write_json(graphs_staging / f"{name}.json", scene_graph(rows, frame))
+            if overlays:
+                with Image.open(work / "dataset" / "frames" / frame.key) as image:
+                    save_png(render_frame(image.convert("RGB"), rows, None, f"{frame.key} ({MODE}, no annotation)"), overlays_staging / f"{name}.png")
     return PredictSummary(frames[0].key.split("/")[0], len(frames), int(table.height), graphs_dir, overlays_dir)
 
 

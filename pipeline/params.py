@@ -320,7 +320,8 @@ class ParamsError(ValueError):
 
 def _format_error(source: str, err: ValidationError) -> str:
     first = err.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "<root>"
+    # a key of a hostile file may hold a newline: quote it then, to stay on one line
+    key = ".".join(str(part) if str(part).isprintable() else repr(part) for part in first["loc"]) or "<root>"
     value = first.get("input")
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key '{key}' (remove it or fix its spelling; see the comments in params.yaml)"
@@ -342,9 +343,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise ParamsError(f"{path}: not found (run from the repository root or pass --params)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise ParamsError(f"{path}: not valid YAML: nested too deeply") from None
     if data is not None and not isinstance(data, dict):
         raise ParamsError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
     return parse_params(data, str(path))

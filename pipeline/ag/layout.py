@@ -33,7 +33,8 @@ ANNOTATION_FILES = (PERSON_PKL, OBJECT_PKL, OBJECT_CLASSES_TXT, RELATIONSHIP_CLA
 
 # VIDEO.mp4/NNNNNN.png with a plain file-name video id: anything else (slashes,
 # '..', absolute paths) could escape the frames folder.
-FRAME_KEY_PATTERN = re.compile(r"^(?P<video>[A-Za-z0-9_\-]+\.mp4)/(?P<number>\d{6})\.png$")
+# (\Z, not $: a $ would also accept a trailing newline.)
+FRAME_KEY_PATTERN = re.compile(r"^(?P<video>[A-Za-z0-9_\-]+\.mp4)/(?P<number>\d{6})\.png\Z")
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,32 @@ def frame_path(root: str | Path, key: str) -> Path:
     return Path(root) / "frames" / key
 
 
+def read_text_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file (a leading byte-order mark is dropped); other bytes are a :class:`DataError`."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start} is {data[err.start:err.start + 1]!r}); use the official file") from None
+    if "\x00" in text:
+        raise DataError(f"{path}: holds NUL bytes, not a text file; use the official file")
+    return text.splitlines()
+
+
 def read_class_file(path: Path, fixes: dict[str, str], expected: tuple[str, ...]) -> list[str]:
     """Read a raw class txt, apply the standard name fix-ups and check it matches ``expected``."""
     if not path.is_file():
         raise DataError(f"{path}: missing (an Action Genome root needs annotations/{path.name})")
-    names = [fixes.get(line.strip(), line.strip()) for line in path.read_text().splitlines() if line.strip()]
+    names = [fixes.get(line.strip(), line.strip()) for line in read_text_lines(path) if line.strip()]
     if tuple(names) != expected:
         unknown = [n for n in names if n not in expected]
-        detail = f"unknown names {unknown[:5]}" if unknown else f"{len(names)} names in a different order"
+        missing = [n for n in expected if n not in names]
+        if unknown:
+            detail = f"unknown names {unknown[:5]}"
+        elif missing:
+            detail = f"missing names {missing[:5]}"
+        else:
+            detail = f"{len(names)} names (expected {len(expected)}) in a different order or repeated"
         raise DataError(f"{path}: does not match the Action Genome class list ({detail}); use the official file")
     return names
 

@@ -30,7 +30,12 @@ from pipeline.ag.layout import (
     read_object_classes,
     read_predicates,
 )
-from pipeline.ag.validate import box_problems
+from pipeline.ag.validate import (
+    STRUCTURE_FILES,
+    box_problems,
+    frame_structure_problems,
+    person_boxes,
+)
 from pipeline.constants import ATTENTION, CONTACTING, GROUPS, SPATIAL
 from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet, safe_load_pickle
 from pipeline.params import DatasetParams
@@ -96,16 +101,17 @@ class AGIndex:
 
 
 def _predicate_indices(names, group: slice, predicates: list[str], frame: str, field_name: str) -> list[int]:
+    """Global indices of ``names``; ``frame`` is how errors name the record (file and frame key)."""
     if names is None:
-        raise DataError(f"frame {frame}: a visible object has {field_name}=None; fix the annotation or mark it invisible")
+        raise DataError(f"{frame}: a visible object has {field_name}=None; fix the annotation or mark it invisible")
     out = []
     for name in names:
         try:
             index = predicates.index(name)
         except ValueError:
-            raise DataError(f"frame {frame}: unknown predicate {name!r} in {field_name}") from None
+            raise DataError(f"{frame}: unknown predicate {name!r} in {field_name}") from None
         if not group.start <= index < group.stop:
-            raise DataError(f"frame {frame}: predicate {name!r} does not belong in {field_name}")
+            raise DataError(f"{frame}: predicate {name!r} does not belong in {field_name}")
         out.append(index)
     return out
 
@@ -119,9 +125,10 @@ FATAL_BOX_PROBLEMS = frozenset({"nan_box", "negative_box"})
 
 def _refuse_broken_box(box, size, key: str, what: str, root: Path) -> None:
     width, height = (int(v) for v in size)
+    source = root / (PERSON_PKL if what == "person" else OBJECT_PKL)
     for problem in box_problems(box, width, height, key, what):
         if problem.kind in FATAL_BOX_PROBLEMS:
-            raise DataError(f"frame {key}: {problem.message}; run `mosa validate {root}` to list every problem")
+            raise DataError(f"{source}: frame {key}: {problem.message}; run `mosa validate {root}` to list every problem")
 
 
 def load_action_genome(root: str | Path, filter_small: bool = False, small_box_side: float = 16.0) -> AGIndex:
@@ -141,22 +148,28 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
     # video -> list of (frame_number, key, split, visible objects)
     videos: dict[str, list] = defaultdict(list)
     for key in person_bbox:
-        parsed = parse_frame_key(key)
+        try:
+            parsed = parse_frame_key(key)
+        except DataError as err:
+            raise DataError(f"{root / PERSON_PKL}: {err}") from None
+        record = f"{root / OBJECT_PKL}: frame {key}"
         if key not in object_bbox:
             raise DataError(f"{root / OBJECT_PKL}: frame {key} is in person_bbox.pkl but has no object entry")
+        structure = frame_structure_problems(key, person_bbox[key], object_bbox[key])
+        if structure:
+            first = structure[0]
+            raise DataError(f"{root / STRUCTURE_FILES[first.kind]}: frame {key}: {first.message}; run `mosa validate {root}` to list every problem")
         objects = object_bbox[key]
         if not objects:
             dropped["frames_without_objects"] += 1
             continue
         split = objects[0]["metadata"]["set"]
-        if split not in ("train", "test"):
-            raise DataError(f"frame {key}: metadata set {split!r} is neither 'train' nor 'test'")
         visible = []
         for obj in objects:
             if not obj.get("visible"):
                 continue
             if obj.get("bbox") is None:
-                raise DataError(f"frame {key}: visible object {obj.get('class')!r} has no bbox")
+                raise DataError(f"{record}: visible object {obj.get('class')!r} has no bbox")
             x, y, w, h = (float(v) for v in obj["bbox"])
             _refuse_broken_box((x, y, x + w, y + h), person_bbox[key]["bbox_size"], key, repr(obj.get("class")), root)
             small = min(w, h) <= small_box_side
@@ -165,16 +178,17 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
                 continue
             name = obj.get("class")
             if name not in object_classes or name in ("__background__", "person"):
-                raise DataError(f"frame {key}: unknown object class {name!r}")
+                raise DataError(f"{record}: unknown object class {name!r}")
             visible.append((object_classes.index(name), obj, (x, y, x + w, y + h), small))
         if not visible:
             dropped["frames_without_visible_object"] += 1
             continue
         person = person_bbox[key]
-        if np.asarray(person["bbox"]).shape[0] == 0:
+        boxes = person_boxes(person)
+        if boxes.shape[0] == 0:
             dropped["frames_without_person"] += 1
             continue
-        _refuse_broken_box(tuple(np.asarray(person["bbox"], dtype=np.float64)[0].tolist()), person["bbox_size"], key, "person", root)
+        _refuse_broken_box(tuple(boxes[0].tolist()), person["bbox_size"], key, "person", root)
         videos[parsed.video].append((parsed.number, key, split, person, visible))
 
     frame_rows = defaultdict(list)
@@ -186,7 +200,7 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
             dropped["frames_in_short_videos"] += len(frames)
             continue
         for number, key, split, person, visible in frames:
-            box = np.asarray(person["bbox"], dtype=np.float64)[0]
+            box = person_boxes(person)[0]
             width, height = (int(v) for v in person["bbox_size"])
             for column, value in zip(
                 FRAME_SCHEMA,
@@ -194,12 +208,13 @@ def load_action_genome(root: str | Path, filter_small: bool = False, small_box_s
                 strict=True,
             ):
                 frame_rows[column].append(value)
+            record = f"{root / OBJECT_PKL}: frame {key}"
             for class_index, obj, xyxy, small in sorted(visible, key=lambda item: item[0]):
                 values = (
                     key, video, number, split, class_index, *xyxy,
-                    _predicate_indices(obj.get("attention_relationship"), ATTENTION, predicates, key, "attention_relationship"),
-                    _predicate_indices(obj.get("spatial_relationship"), SPATIAL, predicates, key, "spatial_relationship"),
-                    _predicate_indices(obj.get("contacting_relationship"), CONTACTING, predicates, key, "contacting_relationship"),
+                    _predicate_indices(obj.get("attention_relationship"), ATTENTION, predicates, record, "attention_relationship"),
+                    _predicate_indices(obj.get("spatial_relationship"), SPATIAL, predicates, record, "spatial_relationship"),
+                    _predicate_indices(obj.get("contacting_relationship"), CONTACTING, predicates, record, "contacting_relationship"),
                     small,
                 )  # fmt: skip
                 for column, value in zip(OBJECT_SCHEMA, values, strict=True):
@@ -324,9 +339,10 @@ def write_index(index: AGIndex, index_dir: str | Path) -> dict:
 def read_index(index_dir: str | Path) -> AGIndex:
     """Read an index written by :func:`write_index`."""
     index_dir = Path(index_dir)
+    schemas = {"frames": FRAME_SCHEMA, "objects": OBJECT_SCHEMA, "relations": RELATION_SCHEMA}
     tables = {}
     for name, file_name in INDEX_FILES.items():
-        tables[name] = read_parquet(index_dir / file_name, "index")
+        tables[name] = read_parquet(index_dir / file_name, "index", schema=schemas[name])
     return AGIndex(**tables)
 
 

@@ -46,7 +46,6 @@ output is byte-identical for a fixed seed.
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +55,7 @@ from tqdm import tqdm
 
 from pipeline.ag.at_hand import HAND_HELD
 from pipeline.ag.layout import write_annotations
+from pipeline.io import atomic_dir, disk_full_as_error
 from pipeline.params import SynthParams
 
 # class -> (RGB fill, shape, (min size, max size) in px as (w, h) ranges)
@@ -539,11 +539,23 @@ def write_synthetic_ag(out_dir: str | Path, params: SynthParams, progress: bool 
 
     The folder is assembled next to ``out_dir`` and renamed into place at the
     end, so an interrupted run never leaves a half-written dataset behind.
+    On an error (a full disk included) the partial folder is removed and a
+    previous ``out_dir`` is left as it was.
     """
     out_dir = Path(out_dir)
-    staging = out_dir.with_name(f".{out_dir.name}.partial")
-    if staging.exists():
-        shutil.rmtree(staging)
+    written = {"bytes": 0, "videos": 0}
+
+    def needed() -> int:
+        # extrapolated from the videos written before the disk filled
+        if written["videos"]:
+            return int(written["bytes"] / written["videos"] * params.videos * 1.1)
+        return params.videos * (params.min_frames + params.max_frames) // 2 * params.width * params.height
+
+    with disk_full_as_error(out_dir, needed), atomic_dir(out_dir) as staging:
+        return _write_into(staging, params, progress, written)
+
+
+def _write_into(staging: Path, params: SynthParams, progress: bool, written: dict) -> dict:
     (staging / "annotations").mkdir(parents=True)
     plans = [plan_video(params.seed, index, params) for index in range(params.videos)]
     test_ids = stratified_test_videos(plans, params.test_fraction, params.seed)
@@ -559,13 +571,11 @@ def write_synthetic_ag(out_dir: str | Path, params: SynthParams, progress: bool 
             path = staging / "frames" / key
             path.parent.mkdir(parents=True, exist_ok=True)
             image.save(path, format="PNG", optimize=False, compress_level=6)
+            written["bytes"] += path.stat().st_size
+        written["videos"] += 1
         person_all.update(person_ann)
         object_all.update(object_ann)
         frame_keys.extend(images)
 
     write_annotations(staging, person_all, object_all, frame_keys)
-
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
     return {"videos": params.videos, "frames": len(frame_keys), "test_videos": n_test}

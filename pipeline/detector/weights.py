@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.io import DataError, atomic_path
+from pipeline.io import DataError, atomic_torch_save
 
 
 def _allowed_globals() -> list:
@@ -127,8 +127,7 @@ def load_state_dict_into(
 def save_checkpoint(model: torch.nn.Module, path: str | Path, meta: dict[str, Any]) -> None:
     """Save tensors plus plain-Python ``meta`` atomically, loadable with weights-only."""
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    with atomic_path(path, suffix=".pth") as tmp:
-        torch.save({"state_dict": state, "meta": meta}, tmp)
+    atomic_torch_save({"state_dict": state, "meta": meta}, path, suffix=".pth")
 
 
 def key_mismatch(expected: dict, state: dict) -> str | None:

@@ -15,7 +15,7 @@ import polars as pl
 
 from pipeline.constants import GROUP_SIZES, NUM_OBJECT_CLASSES, NUM_PREDICATES
 from pipeline.evaluation.ground_truth import GroundTruth
-from pipeline.io import DataError, atomic_path
+from pipeline.io import DataError, ParquetError, atomic_path, parquet_table
 
 BOX_COLUMNS = ("subject_box", "object_box")
 LABEL_COLUMNS = ("subject_label", "object_label")
@@ -98,8 +98,18 @@ def _check_type(column: str, dtype: pl.DataType, source: str) -> None:
         raise DataError(f"{source}: column '{column}' has type {_type_name(dtype)}, expected {expected}")
 
 
+def _each_row(mask: np.ndarray) -> np.ndarray:
+    """Per row, whether all of it holds (``mask`` is (N,) or (N, L); N may be 0)."""
+    return mask if mask.ndim == 1 else mask.all(axis=1)
+
+
+def _shown(frame) -> str:
+    """A frame key as it can stand in a one-line error (quoted when it holds odd characters)."""
+    return frame if isinstance(frame, str) and frame.isprintable() else repr(frame)
+
+
 def _fail_row(source: str, frames: np.ndarray, row: int, problem: str) -> DataError:
-    return DataError(f"{source}: row {row} (frame {frames[row]}): {problem}")
+    return DataError(f"{source}: row {row} (frame {_shown(frames[row])}): {problem}")
 
 
 def validate_predictions(table: pl.DataFrame, source: str = "predictions") -> Predictions:
@@ -140,11 +150,11 @@ def validate_predictions(table: pl.DataFrame, source: str = "predictions") -> Pr
     scores = {c: table[c].cast(pl.Float64).to_numpy() for c in SCORE_COLUMNS}
 
     for column, values in {**lists, **scores}.items():
-        finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+        finite = _each_row(np.isfinite(values))
         if not finite.all():
             raise _fail_row(source, frames, int(np.argmin(finite)), f"'{column}' is NaN or infinite")
     for column, values in {**scores, **{c: lists[c] for c in DISTRIBUTION_COLUMNS}}.items():
-        inside = ((values >= 0.0) & (values <= 1.0)).reshape(len(values), -1).all(axis=1)
+        inside = _each_row((values >= 0.0) & (values <= 1.0))
         if not inside.all():
             row = int(np.argmin(inside))
             raise _fail_row(source, frames, row, f"'{column}' has a probability outside [0, 1]: {values[row].tolist()}")
@@ -185,9 +195,9 @@ def load_predictions(path: str | Path) -> tuple[pl.DataFrame, Predictions]:
     if not path.is_file():
         raise DataError(f"{path}: predictions file not found")
     try:
-        table = pl.read_parquet(path)
-    except Exception as err:  # polars raises several unrelated types for a corrupt file
-        raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        table = parquet_table(path)
+    except ParquetError as err:
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
     return table, validate_predictions(table, str(path))
 
 
@@ -198,7 +208,7 @@ def align_predictions(predictions: Predictions, ground_truth: GroundTruth, sourc
     unknown = frame_index < 0
     if unknown.any():
         names = list(dict.fromkeys(predictions.frame[unknown]))
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        shown = ", ".join(_shown(name) for name in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise DataError(
             f"{source}: {len(names)} frame(s) are not in the ground truth: {shown} "
             "(wrong split or mode? SGCls/SGDet ground truth drops boxes with a short side <= small_box_side "

@@ -40,6 +40,7 @@ detectors are never mixed silently: :func:`require_same_extractor`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -158,30 +159,46 @@ class RoiCache:
             raise DataError(
                 f"{self.path}: not a readable HDF5 file ({err}); rerun the extract stage"
             ) from None
-        attrs = dict(self._file.attrs)
-        if int(attrs.get("format_version", -1)) != FORMAT_VERSION:
-            raise DataError(
-                f"{self.path}: cache format {attrs.get('format_version')} is not {FORMAT_VERSION}; "
-                "rerun the extract stage"
-            )
-        for key in ("skipped_frames", "postprocess"):
-            if key in attrs:
-                attrs[key] = json.loads(attrs[key])
-        self.attrs = attrs
-        self.identity = identity_of(self._file.attrs)
-        self.feature_dim = int(attrs["feature_dim"])
+        with self._damage_as_error("header"):
+            attrs = dict(self._file.attrs)
+            version = attrs.get("format_version", -1)
+            if not isinstance(version, (int, np.integer)) or int(version) != FORMAT_VERSION:
+                raise DataError(
+                    f"{self.path}: cache format {version} is not {FORMAT_VERSION}; "
+                    "rerun the extract stage"
+                )
+            for key in ("skipped_frames", "postprocess"):
+                if key in attrs:
+                    attrs[key] = json.loads(attrs[key])
+            self.attrs = attrs
+            self.identity = identity_of(self._file.attrs)
+            self.feature_dim = int(attrs["feature_dim"])
+
+    @contextlib.contextmanager
+    def _damage_as_error(self, what: str) -> Iterator[None]:
+        # h5py raises KeyError/OSError for a missing or damaged object, and
+        # the JSON attributes may not parse: all mean "rerun the extract stage".
+        try:
+            yield
+        except (KeyError, OSError, ValueError, TypeError) as err:
+            if isinstance(err, DataError):
+                raise
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise DataError(f"{self.path}: {what} is unreadable ({message}); rerun the extract stage") from None
 
     def videos(self) -> list[str]:
-        return sorted(self._file.keys())
+        with self._damage_as_error("the video list"):
+            return sorted(self._file.keys())
 
     def __contains__(self, video: str) -> bool:
         return video in self._file
 
     def read_video(self, video: str, names: Iterable[str] = SCHEMA) -> dict[str, np.ndarray]:
         """The datasets ``names`` (default: all of :data:`SCHEMA`) of one video."""
-        if video not in self._file:
-            raise DataError(f"{self.path}: video {video!r} is not in the ROI cache")
-        return read_group(self._file[video], names)
+        with self._damage_as_error(f"video {video!r}"):
+            if video not in self._file:
+                raise DataError(f"{self.path}: video {video!r} is not in the ROI cache")
+            return read_group(self._file[video], names)
 
     def iter_videos(self, names: Iterable[str] = SCHEMA) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         for video in self.videos():

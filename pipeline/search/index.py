@@ -41,7 +41,7 @@ import faiss
 import numpy as np
 import polars as pl
 
-from pipeline.io import DataError, atomic_path, atomic_write_json
+from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet
 from pipeline.params import SearchParams
 
 INDEX_FILE = "relations.faiss"
@@ -150,13 +150,16 @@ def read_relation_index(out_dir: str | Path, nprobe: int | None = None) -> Relat
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise DataError(f"{missing[0]}: relation index not found (run `dvc repro search_index`)")
-    index = faiss.read_index(str(paths[0]))
+    try:
+        index = faiss.read_index(str(paths[0]))
+    except RuntimeError as err:  # faiss reports a damaged file this way
+        raise DataError(f"{paths[0]}: not a readable faiss index ({str(err).splitlines()[0]}); rerun `dvc repro search_index`") from None
     ivf = _ivf_part(index)
     if ivf is not None:
         ivf.make_direct_map()  # lets reconstruct(row) serve query by example
         if nprobe is not None:
             ivf.nprobe = min(nprobe, ivf.nlist)
-    table = pl.read_parquet(paths[1])
+    table = read_parquet(paths[1], "search_index")
     if index.ntotal != len(table):
         raise DataError(f"{out_dir}: index holds {index.ntotal} vectors, ids table {len(table)} rows; rebuild the index")
     prompts = out_dir / PROMPTS_FILE

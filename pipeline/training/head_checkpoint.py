@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from pipeline.io import DataError, atomic_path
+from pipeline.io import DataError, atomic_torch_save
 
 
 def fingerprint(settings: dict[str, Any], input_paths: list[Path]) -> str:
@@ -33,8 +33,7 @@ def fingerprint(settings: dict[str, Any], input_paths: list[Path]) -> str:
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    atomic_torch_save(payload, path)
 
 
 def load(path: Path) -> dict[str, Any]:

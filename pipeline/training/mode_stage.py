@@ -35,7 +35,14 @@ from pipeline.evaluation.ground_truth import MODES, GroundTruth, ground_truth_fo
 from pipeline.evaluation.motion import motion_metrics
 from pipeline.evaluation.report import per_predicate
 from pipeline.extraction.cache import RoiCache
-from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet
+from pipeline.io import (
+    DataError,
+    atomic_path,
+    atomic_write_json,
+    disk_full_as_error,
+    read_parquet,
+    tree_size,
+)
 from pipeline.loss import RelationLoss, predicate_counts
 from pipeline.model.mosa import MOSA, FeatureSpec
 from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES
@@ -268,12 +275,14 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
             resume = resumable(out_dir, run_fingerprint)
             live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=False)
         try:
-            return fit(
-                model, loss_fn, params.train,
-                data.batches(params, "train", shuffle=True, pin_memory=pinned),
-                data.batches(params, "val", ranks=ranks, pin_memory=pinned),
-                make_validator(data, params), mode, out_dir, run_fingerprint, settings, live, ranks,
-            )  # fmt: skip
+            # the checkpoints write through atomic_path; dvclive's files do not
+            with disk_full_as_error(out_dir, lambda: tree_size(out_dir) + (tree_size(live_dir) if live_dir else 0)):
+                return fit(
+                    model, loss_fn, params.train,
+                    data.batches(params, "train", shuffle=True, pin_memory=pinned),
+                    data.batches(params, "val", ranks=ranks, pin_memory=pinned),
+                    make_validator(data, params), mode, out_dir, run_fingerprint, settings, live, ranks,
+                )  # fmt: skip
         finally:
             if live is not None:
                 live.end()

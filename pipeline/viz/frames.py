@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.io import DataError
+from pipeline.io import UNREADABLE_IMAGE_ERRORS, DataError
 from pipeline.viz.triplets import (
     ground_truth_predicates,
     ground_truth_triplets,
@@ -50,7 +50,7 @@ def load_frame(dataset_root: str | Path, frame: str) -> Image.Image:
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
-    except OSError as err:
+    except UNREADABLE_IMAGE_ERRORS as err:
         raise DataError(f"{path}: cannot read frame {frame} ({type(err).__name__}); check dataset.root") from None
 
 

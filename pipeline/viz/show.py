@@ -26,7 +26,9 @@ def read_mode_predictions(mode: str, path: str | Path | None = None) -> pl.DataF
     path = Path(path) if path else predictions_path(mode)
     if not path.is_file():
         raise DataError(f"{path}: predictions not found (run `dvc repro evaluate@{mode}` or pass --predictions)")
-    return pl.read_parquet(path)
+    from pipeline.evaluation.predictions import load_predictions
+
+    return load_predictions(path)[0]
 
 
 def is_video_key(key: str) -> bool:

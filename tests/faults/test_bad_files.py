@@ -80,7 +80,8 @@ def test_nan_or_negative_box_stops_the_index_stage_naming_the_frame(tmp_path, mu
     bad = write_root(tmp_path / "bad", person_bbox, object_bbox, frames=False)
     with pytest.raises(DataError, match=message) as error:
         index_stage(bad, index_dir)
-    assert one_line(error).startswith(f"frame {KEY}:")
+    message = one_line(error)
+    assert message.startswith(str(bad / "annotations")) and f"frame {KEY}:" in message  # the file, then the frame
     assert "mosa validate" in str(error.value)
     assert snapshot(index_dir) == before
 
