@@ -356,8 +356,10 @@ def run_train_stage(params: Params, mode: str) -> FitResult:
 def run_evaluate_stage(params: Params, mode: str) -> dict:
     """The ``evaluate@<mode>`` stage: test predictions, embeddings, AG metrics, per-predicate recall."""
     metrics = evaluate_mode(params, checked_mode(mode), output_paths(mode))
-    for constraint, values in metrics.items():
-        print(f"{mode} {constraint}: " + ", ".join(f"{k} {v:.2f}" for k, v in values.items()))
+    for constraint in params.evaluate.constraints:
+        print(f"{mode} {constraint}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics[constraint].items()))
+    macro = metrics["motion"]["motion_macro_recall"]
+    print(f"{mode} motion macro recall: " + ("no at-hand pairs" if macro is None else f"{macro:.2f}"))
     return metrics
 
 
