@@ -122,9 +122,26 @@ def write_video(
         )
 
 
+# deflate cannot expand data by more than about 1032:1, so a dataset whose
+# header claims far more bytes than are stored is damaged (a flipped bit in a
+# shape); reading it would first allocate the claimed size.
+MAX_EXPANSION = 1100
+
+
+def _read_dataset(dataset: h5py.Dataset) -> np.ndarray:
+    claimed = dataset.size * dataset.dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    if claimed > MAX_EXPANSION * stored + (1 << 20):
+        raise DataError(
+            f"{dataset.file.filename}: {dataset.name} claims shape {dataset.shape} "
+            f"({claimed} bytes) but stores {stored} bytes; the file is damaged, rerun the extract stage"
+        )
+    return dataset[()]
+
+
 def read_group(group: h5py.Group, names: Iterable[str] = SCHEMA) -> dict[str, np.ndarray]:
     """The datasets ``names`` (default: all) of one video group."""
-    out = {name: group[name][()] for name in names}
+    out = {name: _read_dataset(group[name]) for name in names}
     if "frame" in out:
         out["frame"] = np.array(
             [key.decode() if isinstance(key, bytes) else key for key in out["frame"]], dtype=object
