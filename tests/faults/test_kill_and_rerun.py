@@ -173,16 +173,15 @@ class LossThatPausesInTheSecondEpoch(run.RelationLoss):
         return super().forward(*args, **kwargs)
 run.RelationLoss = LossThatPausesInTheSecondEpoch
 """,
+    # checkpoints are serialised in memory, then written by atomic_path's temporary file
     "saving-checkpoint": """
-import torch
-save = torch.save
-def save_that_tears_the_second_last_pt(payload, path, *args, **kwargs):
-    if last.exists() and ".last.pt." in str(path):
-        save(payload, path, *args, **kwargs)
-        Path(path).write_bytes(Path(path).read_bytes()[:1000])
+write = Path.write_bytes
+def write_that_tears_the_second_last_pt(self, data):
+    if last.exists() and ".last.pt." in str(self):
+        write(self, bytes(data)[:1000])
         pause_here()
-    return save(payload, path, *args, **kwargs)
-torch.save = save_that_tears_the_second_last_pt
+    return write(self, data)
+Path.write_bytes = write_that_tears_the_second_last_pt
 """,
 }
 
