@@ -196,7 +196,7 @@ def copy_path(src_root: Path, dst_root: Path, relative: str) -> None:
 @pytest.mark.slow
 def test_each_stage_runs_with_only_its_declared_inputs(tmp_path):
     work = tmp_path / "work"  # accumulates every stage's outputs
-    for name in ("dvc.yaml", ".dvcignore", "stages", "pipeline", "configs", "ablations"):
+    for name in ("dvc.yaml", ".dvcignore", "stages", "pipeline", "configs", "ablations", "tests/data"):
         copy_path(REPO, work, name)
     subprocess.run(["git", "init", "-q"], cwd=work, check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=work, check=True)
