@@ -33,7 +33,7 @@ from support.tiny_detector import write_random_checkpoint
 from timing import timed
 
 from pipeline.detector.import_sttran import STTRAN_CONFIG, import_sttran
-from pipeline.detector.model import box_features, detect_proposals, load_detector
+from pipeline.detector.model import box_features, decode_and_detect, load_detector
 from pipeline.detector.postprocess import postprocess_detections
 from pipeline.params import DetectionPostprocessParams
 
@@ -58,18 +58,9 @@ def write_frames(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
 @torch.no_grad()
 def run_batch(detector, pipeline, paths, post, rng):
     model = detector.model
-    packed = [pipeline({"img_path": str(p), "img_id": i}) for i, p in enumerate(paths)]
-    data = model.data_preprocessor(
-        {
-            "inputs": [p["inputs"] for p in packed],
-            "data_samples": [p["data_samples"] for p in packed],
-        },
-        False,
-    )
-    feats = model.extract_feat(data["inputs"])
-    raw = detect_proposals(model, feats, data["data_samples"])
+    feats, raw, samples = decode_and_detect(detector, paths, pipeline)
     rois = []
-    for i, (result, sample) in enumerate(zip(raw, data["data_samples"], strict=True)):
+    for i, (result, sample) in enumerate(zip(raw, samples, strict=True)):
         postprocess_detections(result.bboxes, result.scores, detector.ag_labels, post)
         height, width = sample.metainfo["img_shape"]
         corners = torch.as_tensor(rng.uniform(0, 1, (GT_BOXES, 4)), dtype=torch.float32)

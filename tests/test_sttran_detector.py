@@ -175,31 +175,19 @@ def world(tmp_path_factory):
 
 @torch.no_grad()
 def run_mmdet(config: Path, checkpoint: Path, paths: list[Path], gt: dict):
-    """Our production path: load_detector, the config's test_pipeline, detect_proposals, box_features, postprocess."""
-    from mmengine.dataset import Compose
-
-    from pipeline.detector.model import box_features, detect_proposals, load_detector
+    """Our production path: load_detector, decode_and_detect (test_pipeline + detect_proposals), box_features, postprocess."""
+    from pipeline.detector.model import box_features, decode_and_detect, load_detector
     from pipeline.detector.postprocess import postprocess_detections
     from pipeline.params import DetectionPostprocessParams
 
     detector = load_detector(config, checkpoint)
     model = detector.model
-    pipeline = Compose(detector.cfg.test_pipeline)
-    packed = [pipeline({"img_path": str(path), "img_id": i}) for i, path in enumerate(paths)]
-    data = model.data_preprocessor(
-        {
-            "inputs": [p["inputs"] for p in packed],
-            "data_samples": [p["data_samples"] for p in packed],
-        },
-        False,
-    )
-    feats = model.extract_feat(data["inputs"])
-    raw = detect_proposals(model, feats, data["data_samples"])
+    feats, raw, samples = decode_and_detect(detector, paths)
     post = DetectionPostprocessParams(**STTRAN_POST)
     if "nms_offset_0" in config.name:
         post = post.model_copy(update={"nms_offset": 0})
     out = {}
-    for i, (path, result, sample) in enumerate(zip(paths, raw, data["data_samples"], strict=True)):
+    for i, (path, result, sample) in enumerate(zip(paths, raw, samples, strict=True)):
         scale = float(sample.metainfo["scale_factor"][0])
         gt_boxes = gt[path]
         unions = torch.cat(

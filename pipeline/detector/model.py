@@ -251,6 +251,27 @@ def box_features(model: torch.nn.Module, feats, rois: torch.Tensor) -> torch.Ten
     return box_head_features(roi_head.bbox_head, pooled)
 
 
+@torch.no_grad()
+def decode_and_detect(detector: Detector, paths, pipeline=None) -> tuple:
+    """Frame files through the config's ``test_pipeline`` (or ``pipeline``), the data
+    preprocessor, the backbone and :func:`detect_proposals`.
+
+    Returns ``(feature maps, per-image detections, data samples)``.
+    """
+    if pipeline is None:
+        from mmengine.dataset import Compose
+
+        pipeline = Compose(detector.cfg.test_pipeline)
+    model = detector.model
+    packed = [pipeline({"img_path": str(path), "img_id": i}) for i, path in enumerate(paths)]
+    data = model.data_preprocessor(
+        {"inputs": [p["inputs"] for p in packed], "data_samples": [p["data_samples"] for p in packed]},
+        False,
+    )
+    feats = model.extract_feat(data["inputs"])
+    return feats, detect_proposals(model, feats, data["data_samples"]), data["data_samples"]
+
+
 def detect_proposals(model: torch.nn.Module, feats, samples) -> list:
     """RPN proposals, then the box head on each: per image an ``InstanceData`` with
     ``proposals`` ``(n, 4)`` (input pixels), ``bboxes`` ``(n, C * 4)`` class-specific
