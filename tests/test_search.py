@@ -236,8 +236,9 @@ def test_text_queries_must_use_the_index_encoder(world):
 
 
 def test_real_text_encoder_ranks_the_matching_relation_first():
+    """The embedding-neighbour search the paraphrase metric reports as its baseline."""
     from pipeline.params import TextParams
-    from pipeline.search import search_text
+    from pipeline.search.query import encode_texts
     from pipeline.text import build_encoder
     from pipeline.text.embed import embed_texts
 
@@ -251,5 +252,6 @@ def test_real_text_encoder_ranks_the_matching_relation_first():
     keys = list(phrases)
     table = pair_table([f"V.mp4/{i:06d}.png" for i in range(4)], [OBJECT_INDEX[o] for _, o in keys], [[PREDICATE_INDEX[p]] for p, _ in keys])
     index = RelationIndex(build_faiss_index(vectors, SearchParams()), table, {"encoder": "minilm", "dim": minilm.dim})
-    assert search_text(index, "person drinking from a cup", 2, TextParams(), minilm)[0].row == 0
-    assert search_text(index, "someone asleep in bed", 1, TextParams(), minilm)[0].row == 3
+    queries = encode_texts(["person drinking from a cup", "someone asleep in bed"], TextParams(), index.meta, minilm)
+    _, rows = index.search(queries, 2)
+    assert rows[0, 0] == 0 and rows[1, 0] == 3

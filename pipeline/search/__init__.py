@@ -7,7 +7,7 @@ from pipeline.search.index import (
     choose_index_type,
     read_relation_index,
 )
-from pipeline.search.query import Hit, search_like, search_relation, search_text
+from pipeline.search.query import Hit, search_like, search_relation
 
 __all__ = [
     "Hit",
@@ -18,5 +18,4 @@ __all__ = [
     "run_search_index_stage",
     "search_like",
     "search_relation",
-    "search_text",
 ]

@@ -86,13 +86,6 @@ def search_relation(index: RelationIndex, query: str, k: int, text: TextParams, 
     return hits_of(index, scores, rows), reading_text(weights)
 
 
-def search_text(index: RelationIndex, query: str, k: int, text: TextParams, encoder: TextEncoder | None = None) -> list[Hit]:
-    """The k pairs whose ASM relation embedding is closest to the encoded ``query`` (aligned within a class only)."""
-    vector = encode_texts([query], text, index.meta, encoder)
-    scores, rows = index.search(vector, k)
-    return hits_of(index, scores[0], rows[0])
-
-
 def object_class_of(name: str) -> int:
     """AG object index from its full name ('cup/glass/bottle') or short name ('cup')."""
     short = {readable_object(c): i for i, c in enumerate(OBJECT_CLASSES) if i > 0}
