@@ -308,7 +308,6 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
     constraint; ``paths.relation_embeddings`` the ASM embedding of each
     predictions row (``[N, D]`` float32; ``[N, 0]`` without ASM).
     """
-    metrics_path, plots_path = paths.metrics, paths.predicate_recall
     with open_mode(params, mode) as data:
         model = load_trained(params, data)
         table, embeddings = predict(model, data.batches(params, "test"), mode, with_embeddings=True)
@@ -316,8 +315,7 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
     write_predictions(table, paths.predictions)
     with atomic_path(paths.relation_embeddings, suffix=".npy") as tmp, open(tmp, "wb") as handle:
         np.save(handle, embeddings)  # a handle: given a path, np.save would append its own ".npy"
-    predictions_path = paths.predictions
-    results = evaluate(truth, align_predictions(validate_predictions(table, str(predictions_path)), truth), params.evaluate)
+    results = evaluate(truth, align_predictions(validate_predictions(table, str(paths.predictions)), truth), params.evaluate)
     metrics = {constraint: result.metrics() for constraint, result in results.items()}
     recall = {constraint: per_predicate(result) for constraint, result in results.items()}
     test_objects = data.index_objects.filter(pl.col("split") == "test")
@@ -326,7 +324,7 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
         constraint: {name: entry[f"R@{VALIDATION_K}"] for name, entry in by_name.items()}
         for constraint, by_name in recall.items()
     }
-    atomic_write_json(metrics_path, metrics)
+    atomic_write_json(paths.metrics, metrics)
     first = next(iter(recall.values()))
     per_predicate_table = pl.DataFrame(
         [
@@ -339,7 +337,7 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
             for name in PREDICATES
         ]
     )
-    with atomic_path(plots_path, suffix=".csv") as tmp:
+    with atomic_path(paths.predicate_recall, suffix=".csv") as tmp:
         per_predicate_table.write_csv(tmp, float_precision=4)
     return metrics
 
