@@ -61,8 +61,9 @@ class DetectorTrainParams(Section):
     in the mmdet config are scaled to ``iterations``.
     """
 
-    iterations: int = Field(700, ge=1)
+    iterations: int = Field(1400, ge=1)
     batch_size: int = Field(4, ge=1)
+    processes: int = Field(1, ge=1)
     lr: float = Field(0.02, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(1e-4, ge=0.0)

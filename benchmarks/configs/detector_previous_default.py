@@ -17,7 +17,9 @@ model = dict(
         bbox_head=dict(in_channels=64)),
     train_cfg=dict(
         rpn=dict(assigner=dict(pos_iou_thr=0.7)),
-        rcnn=dict(sampler=dict(num=256))))
+        rpn_proposal=dict(nms_pre=1000, max_per_img=500),
+        rcnn=dict(sampler=dict(num=256))),
+    test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=300)))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=25),
     dict(type='MultiStepLR', by_epoch=False, milestones=[225], gamma=0.1),

@@ -46,7 +46,9 @@ output is byte-identical for a fixed seed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +131,8 @@ HELD_OUT_COMBOS: tuple[tuple[str, str], ...] = (
     ("not_contacting", "phone/camera"),
 )
 
+# px width of the straps drawn over the body for a bag worn on the back
+STRAP_WIDTH = 4
 PERSON_COLOUR = (40, 60, 120)
 SKIN = (235, 190, 150)
 
@@ -436,6 +440,55 @@ def _draw_object(draw: ImageDraw.ImageDraw, placed: Placed) -> None:
         draw.rectangle((x2 - 9, y1, x2 - 3, y2), fill=colour)
 
 
+def _draw_straps(draw: ImageDraw.ImageDraw, placed: Placed) -> None:
+    """The straps of a bag worn on the back, drawn over the body.
+
+    The bag itself lies behind the body and inside its box, so without them
+    98% of its pixels are hidden (probe of seed 0) and no detector can find
+    it. The straps run down both sides of the bag's box and along its
+    bottom, in the bag's colour, so they show where the bag is, as the straps
+    and the bag's rim do on a real backpack.
+    """
+    colour, _, _, _ = APPEARANCE[placed.name]
+    x1, y1, x2, y2 = placed.box
+    side = STRAP_WIDTH - 1
+    draw.rectangle((x1, y1, x1 + side, y2), fill=colour)
+    draw.rectangle((x2 - side, y1, x2, y2), fill=colour)
+    draw.rectangle((x1, y2 - side, x2, y2), fill=colour)
+
+
+def paint_layers(
+    placed: list[Placed], person, gaze: int, eye_visible: bool
+) -> list[tuple[Placed | None, Callable[[ImageDraw.ImageDraw], None]]]:
+    """What a frame draws, in paint order: (the object it belongs to or None for the person, painter).
+
+    Objects behind the person first, then the person, the objects in front
+    (largest first) and the straps of a bag worn on the back, which go over
+    the clothes. Later layers hide earlier ones, which is what the visibility probe (tests/test_synth_visibility.py)
+    measures.
+    """
+    shown = [item for item in placed if item.visible]
+    layers: list[tuple[Placed | None, Callable[[ImageDraw.ImageDraw], None]]] = [
+        (item, partial(_draw_object, placed=item)) for item in shown if not item.in_front
+    ]
+    layers.append((None, partial(_draw_person, box=person, gaze=gaze, eye_visible=eye_visible)))
+    # Largest first, so a worn or covering object (clothes, blanket) never
+    # hides the smaller object held in front of it.
+    in_front = sorted((item for item in shown if item.in_front), key=_area, reverse=True)
+    layers += [(item, partial(_draw_object, placed=item)) for item in in_front]
+    layers += [
+        (item, partial(_draw_straps, placed=item))
+        for item in shown
+        if "have_it_on_the_back" in item.contacting
+    ]
+    return layers
+
+
+def _area(item: Placed) -> float:
+    x1, y1, x2, y2 = item.box
+    return (x2 - x1) * (y2 - y1)
+
+
 def _draw_person(draw: ImageDraw.ImageDraw, box, gaze: int, eye_visible: bool) -> None:
     x1, y1, x2, y2 = box
     head_r = (x2 - x1) * 0.32
@@ -468,16 +521,33 @@ def _video_name(index: int, seed: int) -> str:
     )
 
 
-def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPlan | None = None):
-    """Frames (PIL images) and the two annotation dicts of one video."""
+@dataclass
+class ScriptedFrame:
+    """One rendered frame with the state it was drawn from."""
+
+    video: str
+    frame_number: int
+    person: tuple[float, float, float, float]
+    eye_visible: bool
+    placed: list[Placed]
+    layers: list  # paint_layers(...) of this frame, in paint order
+    image: Image.Image
+
+
+def scripted_frames(
+    params: SynthParams, index: int, split: str, plan: VideoPlan | None = None
+) -> Iterator[tuple[ScriptedFrame, np.random.Generator, _Video]]:
+    """Render one video frame by frame; yields (frame, the video's generator, the video).
+
+    The caller draws the rest of a frame's annotation from the same
+    generator, in order, so the output stays byte-identical for a seed.
+    """
     rng = np.random.default_rng([params.seed, index])
     name = _video_name(index, params.seed)
     plan = plan if plan is not None else plan_video(params.seed, index, params)
     video = _Video(rng, params, name, plan, split)
-    images, person_ann, object_ann = {}, {}, {}
     # 1- and 2-frame videos and person-less frames come from the draws below.
     for frame_number in video.frame_numbers:
-        key = f"{name}/{frame_number:06d}.png"
         person = video.person_box(frame_number)
         eye_visible = rng.random() > 0.05
         placed = [video.place(obj, frame_number, person) for obj in video.scripts]
@@ -486,14 +556,20 @@ def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPla
                 item.visible = False
         image = _background(rng, params.width, params.height)
         draw = ImageDraw.Draw(image)
-        for item in placed:
-            if item.visible and not item.in_front:
-                _draw_object(draw, item)
-        _draw_person(draw, person, video.gaze, eye_visible)
-        for item in placed:
-            if item.visible and item.in_front:
-                _draw_object(draw, item)
-        images[key] = image
+        layers = paint_layers(placed, person, video.gaze, eye_visible)
+        for _, paint in layers:
+            paint(draw)
+        yield ScriptedFrame(name, frame_number, person, eye_visible, placed, layers, image), rng, video
+
+
+def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPlan | None = None):
+    """Frames (PIL images) and the two annotation dicts of one video."""
+    images, person_ann, object_ann = {}, {}, {}
+    for frame, rng, video in scripted_frames(params, index, split, plan):
+        name, frame_number, person = frame.video, frame.frame_number, frame.person
+        key = f"{name}/{frame_number:06d}.png"
+        eye_visible = frame.eye_visible
+        images[key] = frame.image
 
         detected = rng.random() > 0.07
         box = (
@@ -509,7 +585,7 @@ def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPla
             "keypoints_logits": np.zeros((n, 17), dtype=np.float32),
         }
         objects = []
-        for item in placed:
+        for item in frame.placed:
             x1, y1, x2, y2 = item.box
             entry = {
                 "class": item.name,

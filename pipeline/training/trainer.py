@@ -226,12 +226,22 @@ def fit(
         )
         if live is not None:
             log_epoch(live, record)
+        loss_text = f"loss {losses['total']:.4f}" if "total" in losses else _NO_PAIR_TEXT
         tqdm.write(
-            f"{mode} epoch {epoch + 1}/{params.epochs}: loss {losses.get('total', float('nan')):.4f}, "
+            f"{mode} epoch {epoch + 1}/{params.epochs}: {loss_text}, "
             + ", ".join(f"val {k} {v:.4f}" for k, v in validation.items())
             + f", {speed:.0f} frames/s"
         )
     return result
+
+
+# An epoch in which no batch held a labelled pair trains nothing. In SGDet
+# this means the detector kept no object box that matches an annotated one,
+# e.g. random weights or a score threshold above every class score.
+_NO_PAIR_TEXT = (
+    "no training step (no batch holds a labelled pair; in SGDet: no detected object matches an "
+    "annotated one, check the detector and detector.postprocess.score_threshold)"
+)
 
 
 def log_epoch(live: Any, record: EpochRecord) -> None:
