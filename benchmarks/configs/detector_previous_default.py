@@ -16,7 +16,7 @@ model = dict(
         bbox_roi_extractor=dict(out_channels=64),
         bbox_head=dict(in_channels=64)),
     train_cfg=dict(
-        rpn=dict(assigner=dict(pos_iou_thr=0.7)),
+        rpn=dict(assigner=dict(pos_iou_thr=0.7), sampler=dict(num=256)),
         rpn_proposal=dict(nms_pre=1000, max_per_img=500),
         rcnn=dict(sampler=dict(num=256))),
     test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=300)))
