@@ -34,7 +34,14 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   "${PIP[@]}" "torch==2.13.0"
 fi
 if ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
-  echo "[setup] building mmcv 2.1.0 with CPU ops (about 10 min on 2 cores the first time; pip caches the wheel)"
+  # A CUDA build of torch (installed into .venv by the user beforehand) gets
+  # mmcv's CUDA ops too; FORCE_CUDA builds them even where no GPU is visible.
+  if "$PY" -c "import sys, torch; sys.exit(0 if torch.version.cuda else 1)"; then
+    echo "[setup] building mmcv 2.1.0 with CPU and CUDA ops (torch has CUDA; needs nvcc, much longer than the CPU build)"
+    export FORCE_CUDA=1
+  else
+    echo "[setup] building mmcv 2.1.0 with CPU ops (about 10 min on 2 cores the first time; pip caches the wheel)"
+  fi
   MMCV_WITH_OPS=1 "${PIP[@]}" --no-build-isolation "mmcv==2.1.0"
 fi
 echo "[setup] installing the project"
