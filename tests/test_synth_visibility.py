@@ -17,7 +17,6 @@ from PIL import Image, ImageDraw
 from pipeline.ag.synth import plan_video, scripted_frames, stratified_test_videos
 from pipeline.params import SynthParams
 
-
 _UNPAINTED = (1, 2, 3)  # a colour no painter uses
 
 

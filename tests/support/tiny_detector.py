@@ -62,7 +62,8 @@ eval_pipeline = [
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
-train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline{dataset_metainfo}))
+# the default wraps its training CocoDataset in ClassBalancedDataset
+train_dataloader = dict(batch_size=2, dataset=dict(dataset=dict(pipeline=train_pipeline{dataset_metainfo})))
 test_dataloader = dict(batch_size=2, dataset=dict(pipeline=eval_pipeline{dataset_metainfo}))
 param_scheduler = [dict(type='MultiStepLR', by_epoch=False, milestones=[1], gamma=0.1)]
 """
