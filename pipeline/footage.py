@@ -179,11 +179,23 @@ def extract_features(params: Params, footage: Params) -> None:
     extract_cache(detector, records, footage.extract, params.detector.postprocess, device=device)
 
 
-def scene_graph(pair_rows: pl.DataFrame, frame: FootageFrame) -> dict:
-    """One frame's graph: nodes (person first, then objects) and the with-constraint triplets with probabilities."""
+def shown_person(frame_rows: pl.DataFrame, min_score: float) -> dict | None:
+    """The frame's person detection (every row of a frame has the same one) if its score is >= ``min_score``."""
+    if not len(frame_rows):
+        return None
+    person = frame_rows.row(0, named=True)
+    return person if person["subject_score"] >= min_score else None
+
+
+def scene_graph(pair_rows: pl.DataFrame, frame: FootageFrame, person: dict | None = None) -> dict:
+    """One frame's graph: nodes (person first, then objects) and the with-constraint triplets with probabilities.
+
+    ``person`` (a predictions row) keeps the person a node when no pair is shown.
+    """
     nodes, edges, pairs = [], [], []
-    if len(pair_rows):
+    if person is None and len(pair_rows):
         person = pair_rows.row(0, named=True)
+    if person is not None:
         nodes.append({"id": 0, "label": "person", "box": list(person["subject_box"]), "score": person["subject_score"]})
     for pair in pair_rows.iter_rows(named=True):
         node = len(nodes)
@@ -255,12 +267,14 @@ def _predict_into(source: Path, out_dir: Path, work: Path, params: Params, every
     graphs_dir, overlays_dir = out_dir / "graphs", out_dir / "overlays"
     with atomic_dir(graphs_dir) as graphs_staging, atomic_dir(overlays_dir) if overlays else contextlib.nullcontext() as overlays_staging:
         for frame in tqdm(frames, desc="graphs", unit="frame"):
-            rows = shown_pairs(table.filter(pl.col("frame") == frame.key), min_score)
+            frame_rows = table.filter(pl.col("frame") == frame.key)
+            rows, person = shown_pairs(frame_rows, min_score), shown_person(frame_rows, min_score)
             name = frame.key.split("/")[1].removesuffix(".png")
-            atomic_write_json(graphs_staging / f"{name}.json", scene_graph(rows, frame))
+            atomic_write_json(graphs_staging / f"{name}.json", scene_graph(rows, frame, person))
             if overlays:
+                person_box = None if person is None else person["subject_box"]
                 with Image.open(work / "dataset" / "frames" / frame.key) as image:
-                    save_png(render_frame(image.convert("RGB"), rows, None, f"{frame.key} ({MODE}, no annotation)"), overlays_staging / f"{name}.png")
+                    save_png(render_frame(image.convert("RGB"), rows, None, f"{frame.key} ({MODE}, no annotation)", person_box), overlays_staging / f"{name}.png")
     return PredictSummary(frames[0].key.split("/")[0], len(frames), int(table.height), graphs_dir, overlays_dir)
 
 
@@ -273,4 +287,4 @@ def summary_counts(graphs_dir: Path) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
-__all__ = ["PredictSummary", "predict_footage", "scene_graph", "stage_frames", "summary_counts"]
+__all__ = ["PredictSummary", "predict_footage", "scene_graph", "shown_person", "stage_frames", "summary_counts"]

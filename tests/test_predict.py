@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from footage_world import build_footage_world, write_new_footage
 from PIL import Image
@@ -55,6 +56,26 @@ def test_frames_folder_gives_one_graph_and_overlay_per_frame(world, tmp_path):
     assert 0 < total_pairs <= summary.pairs  # class-aware NMS may merge same-class boxes
     again = predict_footage(footage, tmp_path / "again", params, overlays=False, min_score=0.0)
     assert graphs(again.graphs_dir) == written and not again.overlays_dir.exists()
+
+
+def test_person_stays_when_no_object_passes_the_threshold(world, tmp_path):
+    params, footage = world
+    everything = predict_footage(footage, tmp_path / "all", params, overlays=False, min_score=0.0)
+    predictions = pl.read_parquet(everything.graphs_dir.parent / "predictions.parquet")
+    best_object = float(predictions["object_score"].max())
+    person_score = float(predictions["subject_score"].min())
+    # the tiny world's detector (fixed seed) scores the person far above any object
+    assert best_object < person_score < 1.0
+    threshold = (best_object + person_score) / 2  # above every object, below every person
+    summary = predict_footage(footage, tmp_path / "person_only", params, min_score=threshold)
+    for graph in graphs(summary.graphs_dir).values():
+        assert graph["triplets"] == [] and graph["pair_probabilities"] == []
+        assert [node["label"] for node in graph["nodes"]] == ["person"]
+    with_person = np.asarray(Image.open(next(summary.overlays_dir.glob("*.png"))))
+    nothing = predict_footage(footage, tmp_path / "nothing", params, min_score=1.0)
+    assert all(graph["nodes"] == [] for graph in graphs(nothing.graphs_dir).values())
+    without = np.asarray(Image.open(next(nothing.overlays_dir.glob("*.png"))))
+    assert not np.array_equal(with_person, without)  # the person box is drawn
 
 
 def test_video_file_is_decoded_every_nth_frame(world, tmp_path):

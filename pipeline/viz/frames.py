@@ -80,11 +80,20 @@ def _box(draw: ImageDraw.ImageDraw, box: Sequence[float], factor: float, colour,
         draw.text((x + 2, y), label, fill=_ink(colour), font=font())
 
 
-def draw_pairs(image: Image.Image, pairs: pl.DataFrame, captions: bool = True) -> tuple[Image.Image, float]:
-    """Upscaled copy of ``image`` with each pair's person and object boxes (predictions format rows)."""
+def draw_pairs(
+    image: Image.Image, pairs: pl.DataFrame, captions: bool = True, person_box: Sequence[float] | None = None
+) -> tuple[Image.Image, float]:
+    """Upscaled copy of ``image`` with each pair's person and object boxes (predictions format rows).
+
+    ``person_box`` is drawn as the person even when no pair is shown (footage
+    where no object passes the display threshold).
+    """
     canvas, factor = _scale(image)
     draw = ImageDraw.Draw(canvas)
     persons_drawn: set[tuple[float, ...]] = set()
+    if person_box is not None:
+        _box(draw, tuple(person_box), factor, PERSON_COLOUR, "person" if captions else None)
+        persons_drawn.add(tuple(person_box))
     for i, pair in enumerate(pairs.iter_rows(named=True)):
         person = tuple(pair["subject_box"])
         if person not in persons_drawn:
@@ -126,14 +135,21 @@ def _panel_lines(pairs: pl.DataFrame, objects: pl.DataFrame | None) -> list[tupl
     return lines
 
 
-def render_frame(image: Image.Image, pairs: pl.DataFrame, objects: pl.DataFrame | None, title: str) -> Image.Image:
+def render_frame(
+    image: Image.Image,
+    pairs: pl.DataFrame,
+    objects: pl.DataFrame | None,
+    title: str,
+    person_box: Sequence[float] | None = None,
+) -> Image.Image:
     """Frame with boxes (left) and, per pair, predicted triplets beside the ground truth (right).
 
     ``pairs``: the frame's predictions-format rows; ``objects``: its rows of
     ``objects.parquet``, or None for footage without annotation. Predicted
     triplets are green when annotated, red when not; missed annotations are grey.
+    ``person_box``: see :func:`draw_pairs`.
     """
-    drawn, _ = draw_pairs(image, pairs)
+    drawn, _ = draw_pairs(image, pairs, person_box=person_box)
     lines = [(title, TEXT_COLOUR)]
     if objects is not None:
         lines.append(("green: annotated  red: not annotated  grey: missed", GT_COLOUR))
