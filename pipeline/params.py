@@ -63,7 +63,6 @@ class DetectorTrainParams(Section):
 
     iterations: int = Field(1400, ge=1)
     batch_size: int = Field(4, ge=1)
-    processes: int = Field(1, ge=1)
     lr: float = Field(0.02, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(1e-4, ge=0.0)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from pipeline.ag.synth import plan_video, scripted_frames, stratified_test_videos
+from pipeline.ag.synth import planned_videos, scripted_frames
 from pipeline.params import SynthParams
 
 _UNPAINTED = (1, 2, 3)  # a colour no painter uses
@@ -28,13 +28,10 @@ def _layer_mask(paint, size) -> np.ndarray:
 
 def visible_fractions(params: SynthParams) -> dict[tuple[str, str], list[float]]:
     """(class, first contacting label) -> fraction of the box showing the object, per frame."""
-    plans = [plan_video(params.seed, index, params) for index in range(params.videos)]
-    test_ids = stratified_test_videos(plans, params.test_fraction, params.seed)
     size = (params.width, params.height)
     fractions = defaultdict(list)
-    for index in range(params.videos):
-        split = "test" if index in test_ids else "train"
-        for frame, _, _ in scripted_frames(params, index, split, plans[index]):
+    for index, split, plan in planned_videos(params):
+        for frame, _, _ in scripted_frames(params, index, split, plan):
             # who owns each pixel after painting: later layers take it over
             owner_of = np.full(size[::-1], -1)
             owners = []

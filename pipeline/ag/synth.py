@@ -227,6 +227,11 @@ class Placed:
     contacting: list[str]
     angle: float = 0.0
 
+    @property
+    def area(self) -> float:
+        x1, y1, x2, y2 = self.box
+        return (x2 - x1) * (y2 - y1)
+
 
 class _Video:
     """Scripts one video: person trajectory, objects and their relation scripts."""
@@ -464,8 +469,8 @@ def paint_layers(
 
     Objects behind the person first, then the person, the objects in front
     (largest first) and the straps of a bag worn on the back, which go over
-    the clothes. Later layers hide earlier ones, which is what the visibility probe (tests/test_synth_visibility.py)
-    measures.
+    the clothes. Later layers hide earlier ones; the visibility probe
+    (tests/test_synth_visibility.py) measures what is left of each object.
     """
     shown = [item for item in placed if item.visible]
     layers: list[tuple[Placed | None, Callable[[ImageDraw.ImageDraw], None]]] = [
@@ -474,7 +479,7 @@ def paint_layers(
     layers.append((None, partial(_draw_person, box=person, gaze=gaze, eye_visible=eye_visible)))
     # Largest first, so a worn or covering object (clothes, blanket) never
     # hides the smaller object held in front of it.
-    in_front = sorted((item for item in shown if item.in_front), key=_area, reverse=True)
+    in_front = sorted((item for item in shown if item.in_front), key=lambda item: item.area, reverse=True)
     layers += [(item, partial(_draw_object, placed=item)) for item in in_front]
     layers += [
         (item, partial(_draw_straps, placed=item))
@@ -482,11 +487,6 @@ def paint_layers(
         if "have_it_on_the_back" in item.contacting
     ]
     return layers
-
-
-def _area(item: Placed) -> float:
-    x1, y1, x2, y2 = item.box
-    return (x2 - x1) * (y2 - y1)
 
 
 def _draw_person(draw: ImageDraw.ImageDraw, box, gaze: int, eye_visible: bool) -> None:
@@ -566,9 +566,8 @@ def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPla
     """Frames (PIL images) and the two annotation dicts of one video."""
     images, person_ann, object_ann = {}, {}, {}
     for frame, rng, video in scripted_frames(params, index, split, plan):
-        name, frame_number, person = frame.video, frame.frame_number, frame.person
+        name, frame_number, person, eye_visible = frame.video, frame.frame_number, frame.person, frame.eye_visible
         key = f"{name}/{frame_number:06d}.png"
-        eye_visible = frame.eye_visible
         images[key] = frame.image
 
         detected = rng.random() > 0.07
@@ -610,6 +609,13 @@ def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPla
     return images, person_ann, object_ann
 
 
+def planned_videos(params: SynthParams) -> list[tuple[int, str, VideoPlan]]:
+    """(index, split, plan) of every video, in index order; test videos as :func:`stratified_test_videos` picks them."""
+    plans = [plan_video(params.seed, index, params) for index in range(params.videos)]
+    test_ids = stratified_test_videos(plans, params.test_fraction, params.seed)
+    return [(index, "test" if index in test_ids else "train", plan) for index, plan in enumerate(plans)]
+
+
 def write_synthetic_ag(out_dir: str | Path, params: SynthParams, progress: bool = True) -> dict:
     """Write a synthetic Action Genome root; return a small summary.
 
@@ -633,16 +639,12 @@ def write_synthetic_ag(out_dir: str | Path, params: SynthParams, progress: bool 
 
 def _write_into(staging: Path, params: SynthParams, progress: bool, written: dict) -> dict:
     (staging / "annotations").mkdir(parents=True)
-    plans = [plan_video(params.seed, index, params) for index in range(params.videos)]
-    test_ids = stratified_test_videos(plans, params.test_fraction, params.seed)
-    n_test = len(test_ids)
+    videos = planned_videos(params)
+    n_test = sum(split == "test" for _, split, _ in videos)
 
     person_all, object_all, frame_keys = {}, {}, []
-    for index in tqdm(
-        range(params.videos), desc="synth videos", disable=not progress, unit="video"
-    ):
-        split = "test" if index in test_ids else "train"
-        images, person_ann, object_ann = synthesize_video(params, index, split, plans[index])
+    for index, split, plan in tqdm(videos, desc="synth videos", disable=not progress, unit="video"):
+        images, person_ann, object_ann = synthesize_video(params, index, split, plan)
         for key, image in images.items():
             path = staging / "frames" / key
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -140,18 +140,9 @@ def _annotated_dataset(dataset):
 
 
 def build_runner_config(
-    detector: DetectorParams,
-    dataset_root: str | Path,
-    train_json: Path,
-    eval_json: Path,
-    processes: int = 1,
+    detector: DetectorParams, dataset_root: str | Path, train_json: Path, eval_json: Path
 ):
-    """The detector config with data files, schedule and optimizer taken from params.
-
-    With ``processes`` > 1 each process trains on ``batch_size / processes``
-    images per iteration under DDP (gloo, CPU); the caller has joined the
-    process group already.
-    """
+    """The detector config with data files, schedule and optimizer taken from params."""
     cfg = load_config(detector.config)
     train = detector.train
     frames_dir = str(Path(dataset_root) / "frames") + "/"
@@ -163,7 +154,7 @@ def build_runner_config(
         _annotated_dataset(cfg[loader].dataset).update(
             data_root="", ann_file=str(ann_file), data_prefix=dict(img=frames_dir)
         )
-    cfg.train_dataloader.batch_size = train.batch_size // processes
+    cfg.train_dataloader.batch_size = train.batch_size
     cfg.test_evaluator.ann_file = str(eval_json)
     # Keep the detections so per-class AP can be computed from them (pipeline.detector.class_ap).
     cfg.test_evaluator.outfile_prefix = str(Path(detector.work_dir) / "eval" / "results")
@@ -176,41 +167,15 @@ def build_runner_config(
     cfg.work_dir = str(Path(detector.work_dir) / "mmengine")
     cfg.randomness = dict(seed=train.seed, deterministic=False)
     cfg.launcher = "none"
-    if processes > 1:
-        cfg.launcher = "pytorch"
-        # mmengine passes device_ids=[LOCAL_RANK], which DDP refuses for a CPU model.
-        cfg.model_wrapper_cfg = dict(
-            type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False
-        )
     return cfg
-
-
-def training_processes(detector: DetectorParams) -> int:
-    """How many processes train: ``detector.train.processes`` on CPU, one on a GPU."""
-    if torch.cuda.is_available():
-        return 1
-    processes = detector.train.processes
-    if detector.train.batch_size % processes:
-        raise DataError(
-            f"params.yaml: detector.train.batch_size ({detector.train.batch_size}) must be a multiple "
-            f"of detector.train.processes ({processes}); each process takes an equal share"
-        )
-    return processes
 
 
 def train_detector(
     detector: DetectorParams, dataset_root: str | Path, index_dir: str | Path
 ) -> dict:
-    """Train on the train split, save a weights-only checkpoint, return mmdet's bbox metrics.
+    """Train on the train split, save a weights-only checkpoint, return mmdet's bbox metrics."""
+    from mmengine.runner import Runner
 
-    On CPU, ``detector.train.processes`` > 1 processes train together (DDP
-    over gloo), each on its share of the batch with ``cores / processes``
-    torch threads. The small convolutions of the default detector do not
-    split well across threads, so on 2 cores two processes run about 1.2
-    times as many iterations per second as one process with two threads;
-    but each BatchNorm then normalises over half the batch, and at equal
-    iterations the mAP came out lower (docs/detector.md).
-    """
     register_mmdet()
     work_dir = Path(detector.work_dir)
     cfg = load_config(detector.config)
@@ -220,18 +185,41 @@ def train_detector(
     )
     train_images = write_coco_split(index_dir, "train", cfg, train_json)
     eval_images = write_coco_split(index_dir, detector.train.eval_split, cfg, eval_json)
-    processes = training_processes(detector)
-    job = _TrainJob(detector, str(dataset_root), train_json, eval_json, processes)
-    if processes == 1:
-        metrics = job.run(rank=0)
-    else:
-        import torch.multiprocessing as mp
 
-        result_path = work_dir / "rank0_result.json"
-        result_path.unlink(missing_ok=True)
-        mp.spawn(job.run, args=(result_path, _free_port()), nprocs=processes, join=True)
-        metrics = json.loads(result_path.read_text())
-        result_path.unlink()
+    runner_cfg = build_runner_config(detector, dataset_root, train_json, eval_json)
+    runner = Runner.from_cfg(runner_cfg)
+    runner.register_hook(_progress_hook(detector.train.iterations))
+    started = time.perf_counter()
+    runner.train()
+    train_seconds = time.perf_counter() - started
+    model = runner.model.module if hasattr(runner.model, "module") else runner.model
+    save_checkpoint(
+        model,
+        work_dir / CHECKPOINT_NAME,
+        meta={
+            "config_sha256": config_sha256(cfg),
+            "classes": list(config_class_names(cfg)),
+            "iterations": detector.train.iterations,
+            "seed": detector.train.seed,
+            "torch": str(torch.__version__),  # TorchVersion is not a plain str
+        },
+    )
+    started = time.perf_counter()
+    coco_metrics = runner.test()
+    eval_seconds = time.perf_counter() - started
+    metrics = {
+        key.removeprefix("coco/"): round(float(value), 4) for key, value in coco_metrics.items()
+    }
+    if not metrics:  # CocoMetric returns nothing when the detector finds no box at all
+        metrics = {
+            "bbox_mAP": 0.0,
+            "bbox_mAP_50": 0.0,
+            "note": "no detections on the evaluation frames",
+        }
+    classes = per_class_ap(eval_json, f"{runner_cfg.test_evaluator.outfile_prefix}.bbox.json")
+    if classes:
+        metrics["min_class_AP50"] = min(c["AP50"] for c in classes.values())
+        metrics["per_class"] = classes
     return {
         "trained": True,
         **metrics,
@@ -239,118 +227,10 @@ def train_detector(
         "train_images": train_images,
         "eval_images": eval_images,
         "iterations": detector.train.iterations,
-        "processes": processes,
-        "train_seconds": round(metrics.pop("train_seconds"), 1),
-        "seconds_per_iteration": round(metrics["seconds_per_iteration"], 3),
-        "eval_seconds": round(metrics.pop("eval_seconds"), 1),
+        "train_seconds": round(train_seconds, 1),
+        "seconds_per_iteration": round(train_seconds / detector.train.iterations, 3),
+        "eval_seconds": round(eval_seconds, 1),
     }
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """Linux: this process gets SIGKILL when the stage process dies.
-
-    Otherwise a killed stage would leave its ranks running, and rank 0 would
-    write a checkpoint that no run asked for.
-    """
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux/glibc: ranks may outlive a killed stage
-        pass
-
-
-class _TrainJob:
-    """Training and evaluation in one process: the only one, or one rank of several."""
-
-    def __init__(self, detector, dataset_root, train_json, eval_json, processes):
-        self.detector, self.dataset_root = detector, dataset_root
-        self.train_json, self.eval_json, self.processes = train_json, eval_json, processes
-
-    def run(self, rank: int, result_path: Path | None = None, port: int = 0) -> dict:
-        if self.processes > 1:
-            import os
-
-            import torch.distributed as dist
-
-            _die_with_parent()
-            os.environ.update(
-                RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(self.processes),
-                MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-            )
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.processes))
-            dist.init_process_group("gloo", rank=rank, world_size=self.processes)
-            register_mmdet()
-        try:
-            metrics = self._train_and_test(rank)
-        finally:
-            if self.processes > 1:
-                dist.destroy_process_group()
-        if rank == 0 and result_path is not None:
-            atomic_write_json(result_path, metrics)
-        return metrics
-
-    def _train_and_test(self, rank: int) -> dict:
-        from mmengine.runner import Runner
-
-        detector = self.detector
-        runner_cfg = build_runner_config(
-            detector, self.dataset_root, self.train_json, self.eval_json, self.processes
-        )
-        runner = Runner.from_cfg(runner_cfg)
-        if rank == 0:
-            runner.register_hook(_progress_hook(detector.train.iterations))
-        started = time.perf_counter()
-        runner.train()
-        train_seconds = time.perf_counter() - started
-        model = runner.model.module if hasattr(runner.model, "module") else runner.model
-        if rank == 0:
-            save_checkpoint(
-                model,
-                Path(detector.work_dir) / CHECKPOINT_NAME,
-                meta={
-                    "config_sha256": config_sha256(runner_cfg),
-                    "classes": list(config_class_names(runner_cfg)),
-                    "iterations": detector.train.iterations,
-                    "seed": detector.train.seed,
-                    "torch": str(torch.__version__),  # TorchVersion is not a plain str
-                },
-            )
-        started = time.perf_counter()
-        coco_metrics = runner.test()
-        eval_seconds = time.perf_counter() - started
-        if rank != 0:
-            return {}
-        metrics = {
-            key.removeprefix("coco/"): round(float(value), 4) for key, value in coco_metrics.items()
-        }
-        if not metrics:  # CocoMetric returns nothing when the detector finds no box at all
-            metrics = {
-                "bbox_mAP": 0.0,
-                "bbox_mAP_50": 0.0,
-                "note": "no detections on the evaluation frames",
-            }
-        classes = per_class_ap(
-            self.eval_json, f"{runner_cfg.test_evaluator.outfile_prefix}.bbox.json"
-        )
-        if classes:
-            metrics["min_class_AP50"] = min(c["AP50"] for c in classes.values())
-            metrics["per_class"] = classes
-        return {
-            **metrics,
-            "train_seconds": train_seconds,
-            "seconds_per_iteration": train_seconds / detector.train.iterations,
-            "eval_seconds": eval_seconds,
-        }
 
 
 def run_train_detector_stage(

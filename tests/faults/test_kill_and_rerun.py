@@ -59,8 +59,7 @@ def test_killed_detector_training_leaves_no_checkpoint_and_the_rerun_trains_clea
         config=str(config),
         work_dir=str(tmp_path / "models"),
         metrics_path=str(tmp_path / "metrics" / "detector.json"),
-        # one process: the pause is patched into this process's hook
-        train=DetectorTrainParams(iterations=3, batch_size=2, processes=1),
+        train=DetectorTrainParams(iterations=3, batch_size=2),
     )
     index = snapshot(tmp_path / "index")
     kill_when_paused(
