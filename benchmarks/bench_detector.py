@@ -9,6 +9,11 @@ also turned into seconds from the baseline's full training time measured on
 an idle machine (``--baseline-seconds``, default 335 s = 5 min 35 s).
 
     python benchmarks/bench_detector.py [--iterations 20] [--rounds 2] [--baseline-iterations 300]
+
+What channels-last convolutions save (same network, same schedule):
+
+    python benchmarks/bench_detector.py --baseline benchmarks/configs/detector_nchw.py \
+        --baseline-batch 4 --baseline-iterations 1400
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ def main() -> None:
         "--iterations", type=int, default=20, help="timed iterations per config and round"
     )
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--baseline", type=Path, default=BASELINE, help="the baseline config")
     parser.add_argument(
         "--baseline-iterations", type=int, default=300, help="the baseline's scheduled iterations"
     )
@@ -79,22 +85,23 @@ def main() -> None:
     params = load_params(REPO / "params.yaml")
     candidate = REPO / params.detector.config
     register_mmdet()
-    per_iteration = {BASELINE: [], candidate: []}
+    baseline = args.baseline.resolve()
+    per_iteration = {baseline: [], candidate: []}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
             for config, batch in (
-                (BASELINE, args.baseline_batch),
+                (baseline, args.baseline_batch),
                 (candidate, params.detector.train.batch_size),
             ):
                 per_iteration[config].append(
                     seconds_per_iteration(config, args.iterations, batch, params, Path(tmp))
                 )
-    base = min(per_iteration[BASELINE])
+    base = min(per_iteration[baseline])
     new = min(per_iteration[candidate])
     total_ratio = new * params.detector.train.iterations / (base * args.baseline_iterations)
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(
-        f"baseline  {BASELINE.name}: {base:.3f} s/iteration x {args.baseline_iterations} iterations"
+        f"baseline  {baseline.name}: {base:.3f} s/iteration x {args.baseline_iterations} iterations"
     )
     print(
         f"candidate {candidate.name}: {new:.3f} s/iteration x {params.detector.train.iterations} iterations"

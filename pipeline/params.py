@@ -67,7 +67,22 @@ class DetectorTrainParams(Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     seed: int = 0
+    # The splits whose frames train the detector. Both halves of AG's own
+    # train set by default, as for a real AG detector (STTran's was trained
+    # on all AG train videos, which hold our validation carve-out).
+    train_splits: tuple[Literal["train", "val"], ...] = ("train", "val")
     eval_split: Literal["val", "test"] = "test"
+
+    @model_validator(mode="after")
+    def _evaluated_on_unseen_frames(self):
+        if not self.train_splits or len(set(self.train_splits)) != len(self.train_splits):
+            raise ValueError(f"train_splits must name distinct splits, got {list(self.train_splits)}")
+        if self.eval_split in self.train_splits:
+            raise ValueError(
+                f"eval_split {self.eval_split!r} is one of train_splits {list(self.train_splits)}: "
+                "the detector would be evaluated on its training frames"
+            )
+        return self
 
 
 class DetectionPostprocessParams(Section):

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 import pytest
 import torch
+from pydantic import ValidationError
 from support.tiny_detector import write_tiny_config, write_tiny_dataset
 
+from pipeline.ag.reader import AGIndex, relations_from_objects, write_index
 from pipeline.detector.model import load_config, load_detector
-from pipeline.detector.train import build_runner_config, coco_annotations, run_train_detector_stage
+from pipeline.detector.train import (
+    build_runner_config,
+    coco_annotations,
+    run_train_detector_stage,
+    write_coco_split,
+)
+from pipeline.io import DataError
 from pipeline.params import DetectorParams, DetectorTrainParams
 
 
@@ -80,6 +89,41 @@ def test_training_writes_weights_only_checkpoint_and_coco_metrics(tiny):
     checkpoint = torch.load(root / "models" / "detector.pth", weights_only=True)
     assert checkpoint["meta"]["iterations"] == 2
     assert load_detector(config, root / "models" / "detector.pth").feature_dim == 32
+
+
+def test_detector_trains_on_the_frames_of_its_train_splits(tiny, tmp_path):
+    root, config, tables = tiny
+    index = tmp_path / "index"
+    # move the first video to val: the default (train + val) keeps all 4 frames, train alone 2
+    frames, objects = (
+        table.with_columns(
+            pl.when(pl.col("video") == tables["frames"]["video"].min())
+            .then(pl.lit("val"))
+            .otherwise(pl.col("split"))
+            .alias("split")
+        )
+        for table in (tables["frames"], tables["objects"])
+    )
+    write_index(AGIndex(frames, objects, relations_from_objects(objects), {}, {}), index)
+    cfg = load_config(config)
+    both = write_coco_split(index, DetectorTrainParams().train_splits, cfg, tmp_path / "both.json")
+    train_only = write_coco_split(index, ["train"], cfg, tmp_path / "train.json")
+    assert (both, train_only) == (4, 2)
+    with pytest.raises(DataError, match="no frames in split val"):
+        write_coco_split(root / "index", "val", cfg, tmp_path / "v.json")  # the tiny index has none
+
+
+@pytest.mark.parametrize(
+    "train, message",
+    [
+        (dict(train_splits=("train", "val"), eval_split="val"), "evaluated on its training frames"),
+        (dict(train_splits=("train", "train")), "distinct splits"),
+        (dict(train_splits=()), "distinct splits"),
+    ],
+)
+def test_train_splits_must_leave_the_evaluation_split_unseen(train, message):
+    with pytest.raises(ValidationError, match=message):
+        DetectorTrainParams(**train)
 
 
 def test_user_checkpoint_skips_training(tiny, tmp_path):

@@ -89,12 +89,12 @@ class AGIndex:
     dropped: dict[str, int] = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
 
-    def split(self, name: str) -> AGIndex:
-        """The same index restricted to one split."""
+    def split(self, *names: str) -> AGIndex:
+        """The same index restricted to the given splits."""
         return AGIndex(
-            self.frames.filter(pl.col("split") == name),
-            self.objects.filter(pl.col("split") == name),
-            self.relations.filter(pl.col("split") == name),
+            self.frames.filter(pl.col("split").is_in(names)),
+            self.objects.filter(pl.col("split").is_in(names)),
+            self.relations.filter(pl.col("split").is_in(names)),
             dict(self.dropped),
             dict(self.settings),
         )

@@ -123,6 +123,16 @@ SCRIPTS: dict[str, tuple[float, tuple[str, ...]]] = {
     "writing_on": (0.0, ("paper/notebook",)),
     "twisting": (0.0, ("doorknob",)),
 }
+# Scripts that put their object at the same place on the person: the seat
+# under the body (sitting_on, lying_on) and the mouth (eating, drinking_from).
+# A video holds at most one script of each group. Two of them drew two
+# objects on one spot, and the later-painted one hid the other: a sofa hid a
+# bed the person was "lying on" (0.16 of the bed's box showed; visibility
+# probe, tests/test_synth_visibility.py).
+SHARED_SPOTS: tuple[frozenset[str], ...] = (
+    frozenset({"sitting_on", "lying_on"}),
+    frozenset({"eating", "drinking_from"}),
+)
 # (contacting predicate, object class) pairs that no train video holds.
 HELD_OUT_COMBOS: tuple[tuple[str, str], ...] = (
     ("holding", "laptop"),
@@ -166,6 +176,8 @@ def plan_video(seed: int, index: int, params: SynthParams) -> VideoPlan:
         script = names[int(rng.choice(len(names), p=weights / weights.sum()))]
         if "carrying" in scripts and script != "not_contacting":
             continue  # a walking person cannot also sit, lie or lean
+        if any(script in spot and spot.intersection(scripts) for spot in SHARED_SPOTS):
+            continue  # that spot on the person is taken
         scripts.append(script)
     draws = tuple(float(x) for x in rng.random(len(scripts)))
     return VideoPlan(n_frames, tuple(scripts), draws)

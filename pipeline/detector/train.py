@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -88,13 +89,15 @@ def coco_annotations(frames: pl.DataFrame, objects: pl.DataFrame, cfg) -> dict:
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def write_coco_split(index_dir: str | Path, split: str, cfg, out_path: Path) -> int:
-    """Write the COCO file of one split of the index; return its number of images."""
+def write_coco_split(index_dir: str | Path, splits: str | Sequence[str], cfg, out_path: Path) -> int:
+    """Write the COCO file of one or more splits of the index; return its number of images."""
     index_dir = Path(index_dir)
-    index = read_index(index_dir).split(split)
+    splits = [splits] if isinstance(splits, str) else list(splits)
+    index = read_index(index_dir).split(*splits)
     if index.frames.height == 0:
         raise DataError(
-            f"{index_dir / 'frames.parquet'}: no frames in split {split!r}; cannot train or evaluate the detector"
+            f"{index_dir / 'frames.parquet'}: no frames in split {' + '.join(splits)}; "
+            "cannot train or evaluate the detector"
         )
     coco = coco_annotations(index.frames, index.objects, cfg)
     atomic_write_json(out_path, coco)
@@ -173,7 +176,7 @@ def build_runner_config(
 def train_detector(
     detector: DetectorParams, dataset_root: str | Path, index_dir: str | Path
 ) -> dict:
-    """Train on the train split, save a weights-only checkpoint, return mmdet's bbox metrics."""
+    """Train on ``detector.train.train_splits``, save a weights-only checkpoint, return mmdet's bbox metrics."""
     from mmengine.runner import Runner
 
     register_mmdet()
@@ -183,7 +186,7 @@ def train_detector(
         work_dir / "coco_train.json",
         work_dir / f"coco_{detector.train.eval_split}.json",
     )
-    train_images = write_coco_split(index_dir, "train", cfg, train_json)
+    train_images = write_coco_split(index_dir, detector.train.train_splits, cfg, train_json)
     eval_images = write_coco_split(index_dir, detector.train.eval_split, cfg, eval_json)
 
     runner_cfg = build_runner_config(detector, dataset_root, train_json, eval_json)
@@ -224,6 +227,7 @@ def train_detector(
         "trained": True,
         **metrics,
         "eval_split": detector.train.eval_split,
+        "train_splits": list(detector.train.train_splits),
         "train_images": train_images,
         "eval_images": eval_images,
         "iterations": detector.train.iterations,
