@@ -60,6 +60,13 @@ def covered(path: Path, deps: list[str]) -> bool:
     return any(path == Path(dep) or Path(dep) in path.parents for dep in deps)
 
 
+def _config_literal(node: ast.expr):
+    """A config value written as a literal or as ``dict(key=literal, ...)`` (mmengine's usual style)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+        return {keyword.arg: _config_literal(keyword.value) for keyword in node.keywords}
+    return ast.literal_eval(node)
+
+
 def config_imports(config: Path, root: Path) -> set[Path]:
     """Files a detector config pulls in: its ``_base_`` configs and its ``custom_imports`` modules."""
     found: set[Path] = set()
@@ -74,7 +81,7 @@ def config_imports(config: Path, root: Path) -> set[Path]:
                 found.add(base_path.relative_to(root))
                 found |= config_imports(base_path, root)
         elif name == "custom_imports":
-            for module in ast.literal_eval(node.value).get("imports", []):
+            for module in _config_literal(node.value).get("imports", []):
                 script = root.joinpath(*module.split(".")).with_suffix(".py")
                 found.add(script.relative_to(root))
                 found |= import_closure(script, root)
