@@ -89,7 +89,7 @@ def check_params(params: ParamsOption = Path("params.yaml")) -> None:
 @app.command("train-detector")
 @one_line_errors
 def train_detector(params: ParamsOption = Path("params.yaml")) -> None:
-    """Train the default detector on the train frames and write its mAP (no-op when detector.checkpoint is set)."""
+    """Train the default detector on the train (+ val) frames and write its test mAP (no-op when detector.checkpoint is set)."""
     from pipeline.detector.train import run_train_detector_stage
     from pipeline.params import load_params
 
