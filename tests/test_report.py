@@ -41,8 +41,8 @@ def world(tmp_path_factory):
 def write_detector_and_footage_outputs(params) -> None:
     """What the train_detector and footage_gallery stages write: per-class AP, three overlays of one video."""
     metrics = {"trained": True, "bbox_mAP": 0.71, "bbox_mAP_50": 0.934, "eval_split": "test", "eval_images": 9,
-               "iterations": 5, "train_seconds": 1.0, "per_class": {"medicine": {"AP50": 0.812, "AP": 0.5, "instances": 26},
-                                                                    "person": {"AP50": 0.99, "AP": 0.8, "instances": 9}}}  # fmt: skip
+               "iterations": 5, "train_seconds": 1.0, "per_class": {"person": {"AP50": 0.99, "AP": 0.8, "instances": 9},
+                                                                    "medicine": {"AP50": 0.812, "AP": 0.5, "instances": 26}}}  # fmt: skip
     Path(params.detector.metrics_path).parent.mkdir(parents=True, exist_ok=True)
     Path(params.detector.metrics_path).write_text(json.dumps(metrics))
     overlays = Path(params.report.footage_dir) / "unseen" / "overlays"
@@ -70,6 +70,8 @@ def test_report_shows_every_section_from_the_pipeline_outputs(world):
     assert f"mean precision@10 {search['mean_precision@10']:.3f}" in page
     assert "No experiments yet" in page and 'class="note missing"' not in page
     assert "bbox mAP@0.5 0.934" in page and "<tr><td>medicine</td><td>26</td><td>0.812</td>" in page
+    # per-class AP, worst first (the metrics file lists classes by name)
+    assert page.index("<tr><td>medicine</td><td>26</td>") < page.index("<tr><td>person</td><td>9</td>")
     # 4 frames in the gallery + long tail + curves + 2 of the 3 unseen-footage overlays
     assert len(data_images(page)) == 2 * 2 + 2 + 2
     assert page.index("Best predcls frames") < page.index("Worst predcls frames")

@@ -183,7 +183,7 @@ def detector_section(params: Params) -> str:
                f"{metrics.get('eval_split')} split ({metrics.get('eval_images')} frames); trained "
                f"{metrics.get('iterations')} iterations in {metrics.get('train_seconds')} s.")  # fmt: skip
     classes = metrics.get("per_class", {})
-    rows = [[name, c["instances"], c["AP50"], c["AP"]] for name, c in classes.items()]
+    rows = sorted(([name, c["instances"], c["AP50"], c["AP"]] for name, c in classes.items()), key=lambda row: (row[2], row[0]))
     parts = [html.note(summary)]
     if rows:
         parts.append(html.table(["class (worst first)", "instances", "AP@0.5", "AP@0.5:0.95"], rows, digits=3))
