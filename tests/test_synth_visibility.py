@@ -63,15 +63,15 @@ def visible_fractions(params: SynthParams) -> dict[tuple[str, str], list[float]]
     return fractions
 
 
-def mostly_hidden_by_objects(params: SynthParams) -> set[tuple[tuple[str, str], tuple[str, str]]]:
-    """(hidden kind, hiding kind) pairs where one object covers more than half of another's paint."""
+def hidden_by_objects(params: SynthParams, share: float) -> set[tuple[tuple[str, str], tuple[str, str]]]:
+    """(hidden kind, hiding kind) pairs where one object covers more than ``share`` of another's paint."""
     pairs = set()
     for owners, masks, owner_of in painted_frames(params):
         for item, mine in _objects(owners):
             painted = np.any([masks[p] for p in mine], axis=0)
             covered_by = owner_of[painted]
             for other, theirs in _objects(owners):
-                if other is not item and np.isin(covered_by, theirs).sum() > 0.5 * painted.sum():
+                if other is not item and np.isin(covered_by, theirs).sum() > share * painted.sum():
                     pairs.add((_kind(item), _kind(other)))
     return pairs
 
@@ -105,5 +105,13 @@ NATURAL_COVER = {
 def test_no_two_objects_share_one_spot_on_the_person():
     # 200 videos held 14 frames with a sofa over the bed or chair the person
     # was lying or sitting on before SHARED_SPOTS (one object per spot).
-    unnatural = mostly_hidden_by_objects(SynthParams(videos=200)) - NATURAL_COVER
+    unnatural = hidden_by_objects(SynthParams(videos=200), share=0.5) - NATURAL_COVER
     assert not unnatural, f"(hidden, hiding) object kinds, more than half covered: {sorted(unnatural)}"
+
+
+@pytest.mark.slow
+def test_the_floor_never_covers_what_stands_on_it():
+    # Painted in script order, the floor strip covered part of a chair or
+    # sofa (up to 17% of its paint) in 25 frames of the 200 default videos.
+    over = {pair for pair in hidden_by_objects(SynthParams(videos=200), share=0.0) if pair[1][0] == "floor"}
+    assert not over, f"objects the floor is painted over: {sorted(over)}"

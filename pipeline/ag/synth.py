@@ -141,6 +141,8 @@ HELD_OUT_COMBOS: tuple[tuple[str, str], ...] = (
     ("not_contacting", "phone/camera"),
 )
 
+# the class that is the ground: painted before every other object
+GROUND = "floor"
 # px width of the straps drawn over the body for a bag worn on the back
 STRAP_WIDTH = 4
 PERSON_COLOUR = (40, 60, 120)
@@ -479,14 +481,18 @@ def paint_layers(
 ) -> list[tuple[Placed | None, Callable[[ImageDraw.ImageDraw], None]]]:
     """What a frame draws, in paint order: (the object it belongs to or None for the person, painter).
 
-    Objects behind the person first, then the person, the objects in front
+    Objects behind the person first (the floor before the others), then the person, the objects in front
     (largest first) and the straps of a bag worn on the back, which go over
     the clothes. Later layers hide earlier ones; the visibility probe
     (tests/test_synth_visibility.py) measures what is left of each object.
     """
     shown = [item for item in placed if item.visible]
+    # The floor is the ground the furniture stands on: painted before every
+    # other object behind the person, never over a chair or sofa (script
+    # order painted it over a chair or sofa in 25 frames of seed 0).
+    behind = sorted((item for item in shown if not item.in_front), key=lambda item: item.name != GROUND)
     layers: list[tuple[Placed | None, Callable[[ImageDraw.ImageDraw], None]]] = [
-        (item, partial(_draw_object, placed=item)) for item in shown if not item.in_front
+        (item, partial(_draw_object, placed=item)) for item in behind
     ]
     layers.append((None, partial(_draw_person, box=person, gaze=gaze, eye_visible=eye_visible)))
     # Largest first, so a worn or covering object (clothes, blanket) never
