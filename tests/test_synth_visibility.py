@@ -67,10 +67,11 @@ def hidden_by_objects(params: SynthParams, share: float) -> set[tuple[tuple[str,
     """(hidden kind, hiding kind) pairs where one object covers more than ``share`` of another's paint."""
     pairs = set()
     for owners, masks, owner_of in painted_frames(params):
-        for item, mine in _objects(owners):
+        objects = _objects(owners)
+        for item, mine in objects:
             painted = np.any([masks[p] for p in mine], axis=0)
             covered_by = owner_of[painted]
-            for other, theirs in _objects(owners):
+            for other, theirs in objects:
                 if other is not item and np.isin(covered_by, theirs).sum() > share * painted.sum():
                     pairs.add((_kind(item), _kind(other)))
     return pairs
