@@ -1,10 +1,25 @@
 """MIM: Motion-guided Interaction Module.
 
-Each pair's motion embedding m_ti queries the spatial relation features r_t.
-of the pairs in the same frame:
+Each pair's motion embedding m_ti (from MFE) is the query; the spatial
+relation features r_t. of the pairs in the same frame (the spatial encoder's
+output) are the keys and values:
 
-    h  = LN(base + MultiHeadAttn(q = m_ti, k = v = r_t.))
-    r' = LN(h + FFN(h))
+    a_ti = MultiHeadAttn(q = m_ti, k = v = r_t.)
+
+Pre-norm (``model.pre_norm``, default). The two streams are different
+quantities (an MLP embedding of four motion numbers, and a transformer
+output), so each gets its own LayerNorm before the attention:
+
+    h  = base + a_ti,   a_ti = MultiHeadAttn(q = LN_m(m_ti), k = v = LN_r(r_t.))
+    r' = h + FFN(LN_h(h))
+
+Post-norm (STTran's style, kept as a switch):
+
+    h  = LN_h1(base + MultiHeadAttn(q = m_ti, k = v = r_t.))
+    r' = LN_h2(h + FFN(h))
+
+The post-norm block stalled training at the predicate priors on the
+synthetic data.
 
 ``base`` is the residual branch (``model.mim_residual``, ours):
 
@@ -18,11 +33,9 @@ of the pairs in the same frame:
 * ``motion``: base = m_ti (a textbook cross-attention block); the relation
   feature then survives only through the attention values.
 
-The paper's reading is kept in every case: motion is the query, the
-relation features of the frame's pairs are keys and values. With ``model.pre_norm`` (default) the LayerNorms move onto the
-branch inputs instead, h = base + Attn(LN(m), LN(r)), r' = h + FFN(LN(h)):
-the post-norm block stalled training at the predicate priors on the
-synthetic data.
+In every case the keys and values are relation features only: another
+pair's motion can change this pair's output only through later layers,
+never inside one layer (tests/test_mim_motion.py checks both directions).
 """
 
 from __future__ import annotations
@@ -47,7 +60,11 @@ class MotionInteractionLayer(nn.Module):
         self.residual = residual
         self.pre_norm = pre_norm
         self.attention = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
-        self.norm_attention = nn.LayerNorm(d_model)
+        if pre_norm:
+            self.norm_motion = nn.LayerNorm(d_model)  # the query stream
+            self.norm_relation = nn.LayerNorm(d_model)  # the key/value stream
+        else:
+            self.norm_attention = nn.LayerNorm(d_model)  # after the attention residual
         self.ffn = nn.Sequential(
             nn.Linear(d_model, 2 * d_model),
             nn.ReLU(),
@@ -61,7 +78,7 @@ class MotionInteractionLayer(nn.Module):
         """motion, relation: [F, P, d] per-frame padded; padding: [F, P]."""
         base = {"relation": relation, "motion": motion, "both": relation + motion}[self.residual]
         if self.pre_norm:
-            query, keys = self.norm_attention(motion), self.norm_attention(relation)
+            query, keys = self.norm_motion(motion), self.norm_relation(relation)
             attended, _ = self.attention(
                 query, keys, keys, key_padding_mask=padding, need_weights=False
             )
