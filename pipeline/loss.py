@@ -1,4 +1,4 @@
-"""Category-weighted focal loss for the three predicate groups, plus ASM alignment.
+"""Category-weighted focal loss for the three predicate groups, plus ASM's alignment loss.
 
 Class weights from the training-split predicate counts n_r:
 
@@ -11,6 +11,25 @@ Focal form on each group (p = predicted probability of the true class):
                                       -        p_r^gamma  log(1 - p_r)    (negatives)
 
 gamma = 0 gives weighted cross-entropy and BCE with ``pos_weight = alpha``.
+
+ASM alignment (``model.loss.asm_alignment_form``). The ASM logits of a pair
+are its cosine similarities to the prompts of its object class, divided by
+ASM's learnt temperature tau: s_p = <e, z_p> / tau. The ``contrastive`` form
+(default) aligns the relation embedding e with the prompt of each true
+predicate *against the other prompts of the same group*, a cross-entropy
+over the group's prompts:
+
+    attention (one label y):       L = -log softmax_g(s)_y
+    spatial, contacting (labels Y): L = -1/|Y| sum_{y in Y} log softmax_g(s)_y
+
+softmax_g runs over the group's prompts only (3, 6 or 17). The multi-label
+groups use a multi-positive InfoNCE: each true predicate is a positive
+against all the group's prompts; a row without a positive label in a group
+adds nothing to that group. Each group's term is the mean over its rows.
+Unlike a sigmoid on each cosine, a softmax cares only about the *differences*
+s_p - s_q, which is what separates prompts that share their object.
+
+The ``group`` form applies the classifier's focal losses above to s instead.
 """
 
 from __future__ import annotations
@@ -68,6 +87,28 @@ def focal_binary_cross_entropy(logits: Tensor, target: Tensor, weight: Tensor, g
     return -(weight * target * positive + (1.0 - target) * negative).mean()
 
 
+def multi_positive_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean over rows with a positive of -1/|Y| sum_{y in Y} log softmax(logits)_y (``target`` multi-hot).
+
+    Returns 0 (still connected to ``logits``) when no row has a positive.
+    """
+    positives = target.sum(dim=1)
+    has_positive = positives > 0
+    per_row = -(F.log_softmax(logits, dim=-1) * target).sum(dim=1) / positives.clamp(min=1.0)
+    if not bool(has_positive.any()):
+        return 0.0 * logits.sum()
+    return per_row[has_positive].mean()
+
+
+def contrastive_alignment(logits: dict[str, Tensor], batch: RelationBatch, keep: Tensor) -> dict[str, Tensor]:
+    """The ``contrastive`` ASM alignment of each group (module docstring) on the rows ``keep``."""
+    return {
+        "attention": F.cross_entropy(logits["attention"][keep], batch.target_attention[keep]),
+        "spatial": multi_positive_cross_entropy(logits["spatial"][keep], batch.target_spatial[keep]),
+        "contacting": multi_positive_cross_entropy(logits["contacting"][keep], batch.target_contacting[keep]),
+    }
+
+
 class RelationLoss(nn.Module):
     """All training losses for one batch; returns named components and their weighted total."""
 
@@ -99,7 +140,11 @@ class RelationLoss(nn.Module):
         if bool(keep.any()):
             components.update(self.group_losses(output.logits, batch, keep))
             if output.asm_logits is not None and self.params.asm_alignment > 0:
-                for group, value in self.group_losses(output.asm_logits, batch, keep).items():
+                if self.params.asm_alignment_form == "contrastive":
+                    alignment = contrastive_alignment(output.asm_logits, batch, keep)
+                else:
+                    alignment = self.group_losses(output.asm_logits, batch, keep)
+                for group, value in alignment.items():
                     components[f"asm_{group}"] = self.params.asm_alignment * value
         if output.object_logits is not None and self.params.object_weight > 0:
             components["object"] = self.params.object_weight * F.cross_entropy(

@@ -179,6 +179,10 @@ class LossParams(Section):
     gamma: float = Field(2.0, ge=0.0, le=10.0)
     # Weight of the alignment loss on the ASM logits alone (0 = none).
     asm_alignment: float = Field(1.0, ge=0.0)
+    # Its form: ``contrastive`` (cross-entropy over the prompts of each group,
+    # multi-positive for spatial/contacting; pipeline/loss.py) or ``group``
+    # (the classifier's focal losses applied to the ASM logits, the old form).
+    asm_alignment_form: Literal["contrastive", "group"] = "contrastive"
     # Weight of the object-classification cross-entropy (SGCls/SGDet).
     object_weight: float = Field(1.0, ge=0.0)
 

@@ -14,8 +14,10 @@ from support.model_inputs import random_batch, random_spec
 from pipeline.loss import (
     RelationLoss,
     category_weights,
+    contrastive_alignment,
     focal_binary_cross_entropy,
     focal_cross_entropy,
+    multi_positive_cross_entropy,
     predicate_counts,
 )
 from pipeline.model.mosa import MOSA
@@ -105,3 +107,56 @@ def test_pairs_without_ground_truth_add_no_relation_loss():
     none = type(batch)(**{**batch.__dict__, "has_relation": torch.zeros_like(batch.has_relation)})
     parts = loss(model(none), none)
     assert set(parts) == {"total", "object"}
+
+
+# ---- ASM alignment over the prompts of a group --------------------------------------------------
+
+
+def test_multi_positive_cross_entropy_averages_minus_log_softmax_over_positives():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0], [1.0, 2.0, 3.0]])
+    target = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])  # the last row has no positive
+    log_p = F.log_softmax(logits, dim=-1)
+    expected = (-(log_p[0, 0] + log_p[0, 1]) / 2 - log_p[1, 2]) / 2
+    assert torch.allclose(multi_positive_cross_entropy(logits, target), expected)
+    none = multi_positive_cross_entropy(logits, torch.zeros_like(target))
+    assert none.item() == 0.0 and none.requires_grad is False  # logits here need no grad
+
+
+def test_contrastive_alignment_is_a_softmax_over_the_group_prompts():
+    """Only differences between a group's prompt logits count: a shift common to a group changes nothing.
+
+    The old form (sigmoid focal BCE on each cosine) does change: it scores each prompt on its own.
+    """
+    model, batch, _ = _loss_setup(classify_objects=False)
+    asm = model(batch).asm_logits
+    keep = batch.has_relation
+    shifted = {group: value + 4.0 for group, value in asm.items()}
+    contrastive, contrastive_shifted = (contrastive_alignment(x, batch, keep) for x in (asm, shifted))
+    for group in asm:
+        assert torch.allclose(contrastive[group], contrastive_shifted[group], atol=1e-5), group
+    group_form = RelationLoss(LossParams(asm_alignment_form="group"), np.arange(26) * 7)
+    old, old_shifted = (group_form.group_losses(x, batch, keep) for x in (asm, shifted))
+    assert not torch.allclose(old["contacting"], old_shifted["contacting"])
+    expected = F.cross_entropy(asm["attention"][keep], batch.target_attention[keep])
+    assert torch.allclose(contrastive["attention"], expected)
+
+
+@pytest.mark.parametrize("form", ["contrastive", "group"])
+def test_alignment_form_switch_picks_the_asm_terms(form):
+    model, batch, loss = _loss_setup(classify_objects=False, asm_alignment=0.5, asm_alignment_form=form)
+    output = model(batch)
+    parts = loss(output, batch)
+    keep = batch.has_relation
+    if form == "contrastive":
+        expected = contrastive_alignment(output.asm_logits, batch, keep)
+    else:
+        expected = loss.group_losses(output.asm_logits, batch, keep)
+    for group, value in expected.items():
+        assert torch.allclose(parts[f"asm_{group}"], 0.5 * value)
+
+
+def test_contrastive_alignment_trains_the_asm_temperature():
+    model, batch, loss = _loss_setup(classify_objects=False)
+    parts = loss(model(batch), batch)
+    sum(parts[f"asm_{g}"] for g in ("attention", "spatial", "contacting")).backward()
+    assert model.asm.log_tau.grad is not None and model.asm.log_tau.grad.abs() > 0

@@ -6,9 +6,13 @@ in the paper's pair-prompt mode):
 
     s_p = < proj(r) / |proj(r)| , z_p > / tau
 
-tau is learnable (stored as log tau). The s_p are added to each group's
-classifier logits with weight lambda, and trained on their own with the
-group losses (the alignment loss).
+tau is learnable (stored as log tau; 1/tau is clamped at 100, as CLIP's
+logit scale). The s_p are added to each group's classifier logits with
+weight lambda. On their own they are trained by the alignment loss
+(pipeline/loss.py): by default a cross-entropy over the prompts of each
+predicate group, -log softmax_g(s)_y, so tau is the temperature of that
+contrast between the prompts. The evaluate stage also scores s alone
+("ASM alone", pipeline/training/mode_stage.py).
 """
 
 from __future__ import annotations
