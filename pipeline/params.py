@@ -158,6 +158,17 @@ class TextParams(Section):
     prompt_mode: Literal["predicate", "predicate_object"] = "predicate_object"
     predicate_template: str = "a photo of a person {predicate}"
     pair_template: str = "a photo of a person {predicate} a {object}"
+    # How the predicate is worded inside the templates (ours): ``phrase`` is the
+    # paper's bare phrase ("holding"); ``described`` puts a short definition of
+    # the predicate after it (pipeline/text/prompts.py: PREDICATE_DESCRIPTIONS),
+    # so prompts of one object differ by more than one word.
+    predicate_wording: Literal["phrase", "described"] = "described"
+    # Weight w of the predicate-only embedding mixed into each pair prompt
+    # (ours): z_cp = normalise((1 - w) e(pair prompt) + w e(predicate prompt)).
+    # 0 is the paper's pair prompt; only used in predicate_object mode.
+    # MiniLM, mean within-object cosine of the 17 contacting prompts: paper
+    # (phrase, 0) 0.78, described 0.60, described + 0.5 0.50.
+    predicate_mix: float = Field(0.5, ge=0.0, le=1.0)
 
     @field_validator("predicate_template", "pair_template")
     @classmethod

@@ -14,7 +14,18 @@ object_classes        (37,) str                   object class names, the first 
 ====================  ==========================  =============================================
 
 Root attributes: ``format_version``, ``encoder`` (registry key),
-``encoder_model`` (weights), ``dim``, ``prompt_mode`` and both templates.
+``encoder_model`` (weights), ``dim``, ``prompt_mode``, both templates,
+``predicate_wording``, ``predicate_mix`` and ``within_object_cosine_<group>``
+(the prompt geometry, :mod:`pipeline.text.geometry`; also in the stage's
+summary line).
+
+In ``predicate_object`` mode with ``text.predicate_mix`` w > 0, each pair
+prompt's embedding is mixed with its predicate-only prompt's (same wording,
+``predicate_template``):
+
+    z_cp = normalise((1 - w) e(pair prompt c, p) + w e(predicate prompt p))
+
+w = 1 makes every object's prompts the predicate prompts; w = 0 is the paper.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from pipeline.constants import OBJECT_CLASSES, PREDICATES
 from pipeline.io import atomic_path
 from pipeline.params import TextParams
 from pipeline.text.encoders import TextEncoder, build_encoder
+from pipeline.text.geometry import prompt_geometry
 from pipeline.text.prompts import class_name_texts, pair_prompts, predicate_prompts
 
 FORMAT_VERSION = 1
@@ -43,8 +55,18 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
 def prompt_texts(params: TextParams) -> np.ndarray:
     """The prompts of ``params.prompt_mode`` as an object array of shape (26,) or (37, 26)."""
     if params.prompt_mode == "predicate":
-        return np.array(predicate_prompts(params.predicate_template), dtype=object)
-    return np.array(pair_prompts(params.pair_template), dtype=object)
+        return np.array(predicate_prompts(params.predicate_template, params.predicate_wording), dtype=object)
+    return np.array(pair_prompts(params.pair_template, params.predicate_wording), dtype=object)
+
+
+def prompt_embeddings(params: TextParams, encoder: TextEncoder, prompts: np.ndarray) -> np.ndarray:
+    """L2-normalised embeddings of ``prompts``, mixed with the predicate-only prompts when asked (module docstring)."""
+    embedded = embed_texts(encoder, prompts)
+    if params.prompt_mode == "predicate" or params.predicate_mix == 0.0:
+        return embedded
+    alone = embed_texts(encoder, np.array(predicate_prompts(params.predicate_template, params.predicate_wording), dtype=object))
+    weight = params.predicate_mix
+    return l2_normalise((1.0 - weight) * embedded + weight * alone[None, :, :])
 
 
 def embed_texts(encoder: TextEncoder, texts: np.ndarray) -> np.ndarray:
@@ -59,8 +81,9 @@ def write_text_embeddings(
     """Encode prompts and class names with ``encoder`` and write the HDF5 file atomically."""
     prompts = prompt_texts(params)
     class_names = np.array(class_name_texts(), dtype=object)
-    prompt_embeddings = embed_texts(encoder, prompts)
+    prompt_vectors = prompt_embeddings(params, encoder, prompts)
     class_embeddings = embed_texts(encoder, class_names)
+    geometry = prompt_geometry(prompt_vectors)
     strings = h5py.string_dtype()
     with (
         atomic_path(out_path, suffix=".h5") as tmp,
@@ -70,7 +93,7 @@ def write_text_embeddings(
         # rerun with the same inputs gives the same bytes.
         datasets = {
             "prompts": (prompts, strings),
-            "prompt_embeddings": (prompt_embeddings, np.float32),
+            "prompt_embeddings": (prompt_vectors, np.float32),
             "class_names": (class_names, strings),
             "class_embeddings": (class_embeddings, np.float32),
             "predicates": (np.array(PREDICATES, dtype=object), strings),
@@ -87,13 +110,17 @@ def write_text_embeddings(
                 "prompt_mode": params.prompt_mode,
                 "predicate_template": params.predicate_template,
                 "pair_template": params.pair_template,
+                "predicate_wording": params.predicate_wording,
+                "predicate_mix": params.predicate_mix,
+                **{f"within_object_cosine_{name}": value for name, value in geometry.items()},
             }
         )
     return {
         "encoder": encoder.name,
         "dim": encoder.dim,
         "prompts": int(prompts.size),
-        "shape": list(prompt_embeddings.shape),
+        "shape": list(prompt_vectors.shape),
+        **{f"within_object_cosine_{name}": round(value, 4) for name, value in geometry.items()},
     }
 
 
