@@ -249,14 +249,23 @@ class ModelParams(Section):
 
 class TrainParams(Section):
     modes: tuple[Literal["predcls", "sgcls", "sgdet"], ...] = ("predcls", "sgcls", "sgdet")
-    epochs: int = Field(8, ge=1)
+    epochs: int = Field(30, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-2, ge=0.0)
     batch_videos: int = Field(4, ge=1)
     grad_clip: float = Field(5.0, gt=0.0)
+    # ``warmup_cosine``: linear warm-up over ``warmup_epochs``, then cosine
+    # decay to 0 at the end of ``epochs``, per step, the same for every
+    # variant. ``plateau``: the old validation-driven cut (ReduceLROnPlateau
+    # with ``lr_patience`` and ``lr_factor``, which only it reads).
+    schedule: Literal["warmup_cosine", "plateau"] = "warmup_cosine"
+    warmup_epochs: int = Field(1, ge=0)
     lr_patience: int = Field(1, ge=0)
     lr_factor: float = Field(0.5, gt=0.0, lt=1.0)
     selection: Literal["best", "last"] = "last"
+    # Fit one temperature per predicate group on the validation split after
+    # training and apply it to the scores written for evaluation.
+    calibrate: bool = True
     sgdet_match_iou: float = Field(0.5, gt=0.0, le=1.0)
     feature_cache_mb: int = Field(512, ge=0)
     seed: int = 0

@@ -8,7 +8,7 @@ import pytest
 import torch
 from support.model_inputs import random_batch, random_spec
 
-from pipeline.constants import NUM_OBJECT_CLASSES
+from pipeline.constants import GROUPS, NUM_OBJECT_CLASSES
 from pipeline.model.asm import ActionSemanticMatching
 from pipeline.model.batch import (
     gather_padded,
@@ -20,6 +20,7 @@ from pipeline.model.batch import (
 from pipeline.model.mosa import MOSA, predicted_object_label
 from pipeline.model.tokens import box_masks
 from pipeline.params import ModelParams, ParamsError, parse_params
+from pipeline.training.inference import relation_logits
 
 SMALL = {"d_model": 16, "heads": 2, "mim_heads": 2, "temporal_layers": 1, "dropout": 0.0}
 
@@ -177,3 +178,18 @@ def test_post_norm_layers_and_mim_residual_options_build_and_run(residual):
     assert not model.mim.layers[0].pre_norm
     output = model(random_batch(spec))
     assert torch.isfinite(output.logits["contacting"]).all()
+
+
+def test_scored_logits_apply_the_group_temperatures_and_asm_alone_skips_them():
+    model, spec = build()
+    assert model.state_dict()["temperature"].tolist() == [1.0, 1.0, 1.0]  # saved with the weights
+    output = model.eval()(random_batch(spec))
+    temperature = torch.tensor([2.0, 0.5, 4.0])
+    scaled = relation_logits(output, temperature, "combined")
+    for i, group in enumerate(GROUPS):
+        torch.testing.assert_close(scaled[group], output.logits[group] / temperature[i])
+        assert torch.equal(scaled[group].argmax(dim=1), output.logits[group].argmax(dim=1))
+    assert relation_logits(output, temperature, "asm") is output.asm_logits
+    without_asm, spec = build(asm=False)
+    with pytest.raises(ValueError, match="ASM-alone scores need a model with ASM"):
+        relation_logits(without_asm(random_batch(spec)), temperature, "asm")

@@ -24,6 +24,10 @@ def test_repository_params_yaml_is_valid_and_matches_defaults():
         ({"text": {"encoder": "glove"}}, "text.encoder = 'glove': Input should be 'minilm' or 'clip'"),
         ({"bogus": 1}, "unknown key 'bogus'"),
         ({"synth": {"min_frames": 9, "max_frames": 3}}, "min_frames (9) must be <= max_frames (3)"),
+        ({"train": {"schedule": "step"}}, "train.schedule = 'step': Input should be 'warmup_cosine' or 'plateau'"),
+        ({"train": {"warmup_epoch": 1}}, "unknown key 'train.warmup_epoch'"),
+        ({"model": {"loss": {"asm_alignment_form": "sigmoid"}}}, "model.loss.asm_alignment_form = 'sigmoid'"),
+        ({"text": {"predicate_mix": 1.5}}, "text.predicate_mix = 1.5"),
     ],
 )
 def test_bad_params_give_one_line_errors(data, fragment):

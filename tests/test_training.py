@@ -19,6 +19,7 @@ from pipeline.extraction.cache import RoiCache
 from pipeline.io import DataError
 from pipeline.params import Params
 from pipeline.training import head_checkpoint as checkpoint
+from pipeline.training import trainer
 from pipeline.training.data import BoundedCache, VideoBatches
 from pipeline.training.matching import greedy_match
 from pipeline.training.mode_stage import evaluate_mode, open_mode, output_paths, train_mode
@@ -135,9 +136,22 @@ def test_train_and_evaluate_write_checkpoints_logs_and_metrics(world, tmp_path):
     logged = json.loads((tmp_path / "live" / "metrics.json").read_text())
     assert {"R@20", "mR@20"} <= set(logged["val"]) and "total" in logged["train"]["loss"]
 
+    # calibration: fitted on validation, stored in the kept model, reported and applied by evaluate
+    kept = checkpoint.load(tmp_path / "models" / "predcls" / "model.pt")
+    fitted = [kept["calibration"][group]["temperature"] for group in ("attention", "spatial", "contacting")]
+    assert torch.allclose(kept["model"]["temperature"], torch.tensor(fitted))
+    assert result.calibration == kept["calibration"]
+    for report in kept["calibration"].values():
+        assert report["nll_after"] <= report["nll_before"] + 1e-9
+
     paths = output_paths("predcls", tmp_path)
     metrics = evaluate_mode(params, "predcls", paths)
-    assert set(metrics) == {"with", "semi", "no", "motion", "predicate_recall"} and 0 <= metrics["with"]["R@20"] <= 100
+    assert set(metrics) == {"with", "semi", "no", "motion", "predicate_recall", "held_out", "asm_alone", "calibration"}
+    assert 0 <= metrics["with"]["R@20"] <= 100
+    assert metrics["calibration"] == pytest.approx(dict(zip(("attention", "spatial", "contacting"), fitted, strict=True)))
+    assert set(metrics["asm_alone"]["with"]) == {"R@20", "mR@20"}
+    assert {"R@20", "argmax_accuracy", "combinations", "pairs"} <= set(metrics["held_out"])
+    assert set(metrics["asm_alone"]["held_out"]) == set(metrics["held_out"])
     assert set(metrics["predicate_recall"]["with"]) == set(PREDICATES)
     assert {"motion_macro_recall", "confusion"} <= set(metrics["motion"])
     assert len(read_predictions(paths.predictions)) == 8  # the test video: 4 frames x 2 objects
@@ -168,13 +182,30 @@ def test_same_seed_gives_identical_weights_and_metrics(world, tmp_path):
     assert all(torch.equal(results[0][1][k], results[1][1][k]) for k in results[0][1])
 
 
-def test_resume_continues_exactly_where_an_interrupted_run_stopped(world, tmp_path):
-    straight = with_out_dir(world, tmp_path / "straight", epochs=2)
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_continues_exactly_where_an_interrupted_run_stopped(world, tmp_path, monkeypatch):
+    """A run killed during epoch 2 resumes from epoch 1's checkpoint; the warm-up/cosine LR follows from the epoch."""
+    straight = with_out_dir(world, tmp_path / "straight", epochs=3)
     train_mode(straight, "predcls")
-    interrupted = with_out_dir(world, tmp_path / "resumed", epochs=1)
-    train_mode(interrupted, "predcls")
-    resumed = train_mode(with_out_dir(world, tmp_path / "resumed", epochs=2), "predcls")
-    assert resumed.resumed_from == 1 and [r.epoch for r in resumed.history] == [1]
+    interrupted = with_out_dir(world, tmp_path / "resumed", epochs=3)
+    validate = trainer.validate_on_ranks
+    calls = []
+
+    def validate_then_stop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # killed after training epoch 2, before its checkpoint
+            raise Interrupted
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "validate_on_ranks", validate_then_stop)
+    with pytest.raises(Interrupted):
+        train_mode(interrupted, "predcls")
+    monkeypatch.setattr(trainer, "validate_on_ranks", validate)
+    resumed = train_mode(interrupted, "predcls")
+    assert resumed.resumed_from == 1 and [r.epoch for r in resumed.history] == [1, 2]
     a = _weights(tmp_path / "straight" / "predcls" / "checkpoint" / "last.pt")
     b = _weights(tmp_path / "resumed" / "predcls" / "checkpoint" / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -184,6 +215,36 @@ def test_changed_settings_start_fresh_instead_of_resuming(world, tmp_path):
     train_mode(with_out_dir(world, tmp_path, epochs=1), "predcls")
     changed = with_out_dir(world, tmp_path, epochs=2, lr=5e-4)
     assert train_mode(changed, "predcls").resumed_from == 0
+
+
+def test_more_epochs_resume_only_under_the_plateau_schedule(world, tmp_path):
+    """Under warmup_cosine the epoch count shapes every step's LR: another count is another run."""
+    train_mode(with_out_dir(world, tmp_path / "cosine", epochs=1), "predcls")
+    assert train_mode(with_out_dir(world, tmp_path / "cosine", epochs=2), "predcls").resumed_from == 0
+    train_mode(with_out_dir(world, tmp_path / "plateau", epochs=1, schedule="plateau"), "predcls")
+    longer = with_out_dir(world, tmp_path / "plateau", epochs=2, schedule="plateau")
+    assert train_mode(longer, "predcls").resumed_from == 1
+
+
+def test_warmup_cosine_rises_linearly_over_the_warmup_then_decays_to_zero():
+    steps, epochs = 4, 5
+    factors = [trainer.warmup_cosine_factor(s, steps, epochs, warmup_epochs=1) for s in range(steps * epochs)]
+    assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert factors[4] == pytest.approx(1.0)  # the cosine starts at the peak
+    decay = factors[4:]
+    assert all(a > b for a, b in zip(decay, decay[1:], strict=False)) and 0.0 < decay[-1] < 0.01
+    assert decay[8] == pytest.approx(0.5)  # half-way through the decay
+    # no warm-up, or a run that is all warm-up
+    assert trainer.warmup_cosine_factor(0, steps, epochs, warmup_epochs=0) == pytest.approx(1.0)
+    assert trainer.warmup_cosine_factor(3, steps, 1, warmup_epochs=2) == pytest.approx(4 / 4)
+
+
+def test_training_follows_the_schedule_not_the_validation_score(world, tmp_path):
+    params = with_out_dir(world, tmp_path, epochs=3, lr=1e-3)
+    history = train_mode(params, "predcls").history
+    steps = 2  # three train videos, two per batch
+    expected = [1e-3 * trainer.warmup_cosine_factor(e * steps + steps - 1, steps, 3, 1) for e in range(3)]
+    assert [r.lr for r in history] == pytest.approx(expected)
 
 
 def test_evaluate_refuses_a_model_trained_with_other_settings(world, tmp_path):

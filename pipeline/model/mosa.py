@@ -12,6 +12,11 @@ off; all off is the STTran-style baseline):
 
 In SGCls/SGDet the object labels fed to the tokens and to ASM are the
 object classifier's argmax (detached), so training sees what inference sees.
+
+The ``temperature`` buffer holds one calibration temperature per group
+(GROUPS order; 1 until the train stage fits them on validation, see
+pipeline/training/calibration.py). The forward pass never applies it: the
+prediction tables divide z_g by it before the softmax/sigmoid.
 """
 
 from __future__ import annotations
@@ -92,6 +97,8 @@ class MOSA(nn.Module):
         self.object_classifier = (
             ObjectClassifier(spec.roi_dim, d, self.labels, NUM_OBJECT_CLASSES) if classify_objects else None
         )
+        # A buffer, so the fitted temperatures travel in model.pt with the weights.
+        self.register_buffer("temperature", torch.ones(len(GROUPS)))
 
     def forward(self, batch: RelationBatch) -> RelationOutput:
         object_logits, object_label = self._object_labels(batch)

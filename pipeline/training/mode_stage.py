@@ -23,7 +23,7 @@ import polars as pl
 import torch
 
 from pipeline.ag.reader import read_index
-from pipeline.constants import PREDICATES
+from pipeline.constants import GROUPS, PREDICATES
 from pipeline.distributed import SINGLE_PROCESS, Ranks, process_group
 from pipeline.evaluation import (
     align_predictions,
@@ -32,6 +32,7 @@ from pipeline.evaluation import (
     write_predictions,
 )
 from pipeline.evaluation.ground_truth import MODES, GroundTruth, ground_truth_for_mode
+from pipeline.evaluation.held_out import held_out_combinations, held_out_recall
 from pipeline.evaluation.motion import motion_metrics
 from pipeline.evaluation.report import per_predicate
 from pipeline.extraction.cache import RoiCache
@@ -48,8 +49,9 @@ from pipeline.model.mosa import MOSA, FeatureSpec
 from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES
 from pipeline.params import RUN_ONLY_KEYS, Params
 from pipeline.training import head_checkpoint as checkpoint
+from pipeline.training.calibration import calibrate
 from pipeline.training.data import BoundedCache, VideoBatches, rank_share
-from pipeline.training.inference import predict
+from pipeline.training.inference import predict_tables
 from pipeline.training.pack import PACK_SPLITS, PackedSource, pack_path, reusable, write_split
 from pipeline.training.sources import CacheSource
 from pipeline.training.text import read_text_embeddings
@@ -223,8 +225,16 @@ def make_validator(data: ModeData, params: Params):
 
 
 def run_settings(params: Params, mode: str) -> dict:
-    """The settings a trained model depends on (epochs excluded: more epochs may resume)."""
-    train = params.train.model_dump(exclude={"epochs", "modes", *RUN_ONLY_KEYS["train"]})
+    """The settings a trained model depends on.
+
+    Under the ``plateau`` schedule epochs are excluded (a longer run may resume
+    a shorter one); under ``warmup_cosine`` the epoch count shapes every
+    step's learning rate, so a run with other epochs is another run.
+    """
+    exclude = {"modes", *RUN_ONLY_KEYS["train"]}
+    if params.train.schedule == "plateau":
+        exclude.add("epochs")
+    train = params.train.model_dump(exclude=exclude)
     return {"mode": mode, "model": params.model.model_dump(), "train": train, "dataset": params.dataset.model_dump()}
 
 
@@ -277,15 +287,30 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
         try:
             # the checkpoints write through atomic_path; dvclive's files do not
             with disk_full_as_error(out_dir, lambda: tree_size(out_dir) + (tree_size(live_dir) if live_dir else 0)):
-                return fit(
+                result = fit(
                     model, loss_fn, params.train,
                     data.batches(params, "train", shuffle=True, pin_memory=pinned),
                     data.batches(params, "val", ranks=ranks, pin_memory=pinned),
                     make_validator(data, params), mode, out_dir, run_fingerprint, settings, live, ranks,
                 )  # fmt: skip
+                if params.train.calibrate and ranks.is_main:
+                    result.calibration = calibrate_kept_model(model, out_dir / "model.pt", data.batches(params, "val"))
+                return result
         finally:
             if live is not None:
                 live.end()
+
+
+def calibrate_kept_model(model: MOSA, path: Path, val_batches: VideoBatches) -> dict:
+    """Fit the group temperatures of the kept model (``path``) on validation and store them in it.
+
+    The fit reads raw logits, so rerunning it on a calibrated model.pt gives the same temperatures.
+    """
+    payload = checkpoint.load(path)
+    model.load_state_dict(payload["model"])
+    report = calibrate(model, val_batches)
+    checkpoint.save(path, {**payload, "model": model.state_dict(), "calibration": report})
+    return report
 
 
 def load_trained(params: Params, data: ModeData) -> MOSA:
@@ -307,10 +332,19 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
     ``paths.predicate_recall`` a CSV of per-predicate recall@20 for each
     constraint; ``paths.relation_embeddings`` the ASM embedding of each
     predictions row (``[N, D]`` float32; ``[N, 0]`` without ASM).
+
+    Also in ``paths.metrics``: ``held_out`` (recall on the test split's
+    (predicate, object) combinations that train never has,
+    :mod:`pipeline.evaluation.held_out`), ``asm_alone`` (with ASM: R@20 and
+    mR@20 with constraint and the held-out recall of ASM's logits alone, no
+    classifier) and ``calibration`` (the group temperatures applied to the
+    written scores).
     """
     with open_mode(params, mode) as data:
         model = load_trained(params, data)
-        table, embeddings = predict(model, data.batches(params, "test"), mode, with_embeddings=True)
+        scores = ("combined", "asm") if model.asm is not None else ("combined",)
+        tables, embeddings = predict_tables(model, data.batches(params, "test"), mode, scores)
+        table, asm_table = tables["combined"], tables.get("asm")
         truth = data.ground_truth("test")
     write_predictions(table, paths.predictions)
     with atomic_path(paths.relation_embeddings, suffix=".npy") as tmp, open(tmp, "wb") as handle:
@@ -324,6 +358,11 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
         constraint: {name: entry[f"R@{VALIDATION_K}"] for name, entry in by_name.items()}
         for constraint, by_name in recall.items()
     }
+    held_out = held_out_combinations(data.relations)
+    metrics["held_out"] = held_out_recall(table, truth, held_out, params.evaluate)
+    if asm_table is not None:
+        metrics["asm_alone"] = asm_alone_metrics(asm_table, truth, held_out, params)
+    metrics["calibration"] = {group: float(t) for group, t in zip(GROUPS, model.temperature.tolist(), strict=True)}
     atomic_write_json(paths.metrics, metrics)
     first = next(iter(recall.values()))
     per_predicate_table = pl.DataFrame(
@@ -342,12 +381,27 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
     return metrics
 
 
+def asm_alone_metrics(table: pl.DataFrame, truth: GroundTruth, held_out: pl.DataFrame, params: Params) -> dict:
+    """R@20 / mR@20 with constraint and the held-out recall of the ASM-alone predictions (percent)."""
+    aligned = align_predictions(validate_predictions(table, "ASM-alone predictions"), truth)
+    result = evaluate(truth, aligned, params.evaluate, constraints=("with",), ks=(VALIDATION_K,))["with"]
+    return {
+        "with": {f"R@{VALIDATION_K}": 100 * result.recall(VALIDATION_K), f"mR@{VALIDATION_K}": 100 * result.mean_recall(VALIDATION_K)},
+        "held_out": held_out_recall(table, truth, held_out, params.evaluate),
+    }
+
+
 def run_train_stage(params: Params, mode: str) -> FitResult:
     """The ``train@<mode>`` stage (also under ``torchrun``): train, log the selected epoch on rank 0."""
     result = train_mode(params, checked_mode(mode), live_dir=live_dir(mode))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns the same result
         best = ", ".join(f"{k} {v:.2f}" for k, v in result.best_validation.items())
         print(f"{mode}: selected epoch {result.best_epoch + 1} (validation {best})")
+        for group, fitted in (result.calibration or {}).items():
+            print(
+                f"{mode} calibration {group}: T {fitted['temperature']:.3f}, validation NLL "
+                f"{fitted['nll_before']:.4f} -> {fitted['nll_after']:.4f} ({fitted['pairs']} pairs)"
+            )
     return result
 
 
@@ -358,6 +412,12 @@ def run_evaluate_stage(params: Params, mode: str) -> dict:
         print(f"{mode} {constraint}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics[constraint].items()))
     macro = metrics["motion"]["motion_macro_recall"]
     print(f"{mode} motion macro recall: " + ("no at-hand pairs" if macro is None else f"{macro:.2f}"))
+    for name, entry in (("full", metrics["held_out"]), ("ASM alone", metrics.get("asm_alone", {}).get("held_out"))):
+        if entry is not None and entry["pairs"]:
+            print(f"{mode} held-out ({name}): R@20 {entry['R@20']:.2f}, argmax accuracy {entry['argmax_accuracy']:.2f} "
+                  f"over {entry['pairs']} pairs of {entry['combinations']} combinations")  # fmt: skip
+    if "asm_alone" in metrics:
+        print(f"{mode} ASM alone with: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics["asm_alone"]["with"].items()))
     return metrics
 
 

@@ -1,9 +1,29 @@
-"""The training loop: AdamW, gradient clipping, validation-driven LR and model selection.
+"""The training loop: AdamW, gradient clipping, a fixed LR schedule, model selection, calibration.
 
-Only the validation split is used for decisions (learning-rate cuts and the
-selected epoch); the test split belongs to the evaluate stage. Each epoch
-reseeds torch from (seed, epoch) and reshuffles from the same pair, so a
-run resumed from ``checkpoint/last.pt`` reproduces an uninterrupted one.
+Schedule (``train.schedule``). ``warmup_cosine`` (default) sets the
+learning rate of optimiser step s (0-based, counted over the whole run) from
+the step alone, with S steps per epoch, W = S * warmup_epochs and
+T = S * epochs:
+
+    lr_s = lr * (s + 1) / W                                   s < W
+    lr_s = lr * 0.5 * (1 + cos(pi * (s - W) / (T - W)))       s >= W
+
+The same for every variant and never driven by the validation score: on a
+small validation split that score is noisy, and a cut it triggers would give
+each ablation row its own budget. Because lr_s is a function of (epoch,
+step), a resumed run needs no scheduler state. ``plateau`` keeps the old
+rule (ReduceLROnPlateau on validation R@20, ``lr_patience``, ``lr_factor``).
+
+Validation (R@20, mR@20 with constraint) is still computed and logged after
+every epoch; it picks the kept epoch only under ``train.selection: best``.
+Only the validation split is used for decisions; the test split belongs to
+the evaluate stage. Each epoch reseeds torch from (seed, epoch) and
+reshuffles from the same pair, so a run resumed from ``checkpoint/last.pt``
+reproduces an uninterrupted one.
+
+After training, the train stage fits one temperature per predicate group
+on the validation split (``train.calibrate``,
+:mod:`pipeline.training.calibration`) and stores it in the kept model.
 """
 
 from __future__ import annotations
@@ -12,6 +32,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +55,7 @@ from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.data import VideoBatches, to_device
 from pipeline.training.inference import predict
 
-# The validation metric that selects the model and drives the LR schedule.
+# The validation metric that selects the model under ``selection: best`` (and drives the ``plateau`` schedule).
 SELECTION_METRIC = "R@20"
 
 Validator = Callable[[pl.DataFrame], dict[str, float]]
@@ -55,10 +76,34 @@ class FitResult:
     best_validation: dict[str, float]
     history: list[EpochRecord] = field(default_factory=list)
     resumed_from: int = 0
+    # group -> fitted temperature and validation NLL before/after (train.calibrate; set by the train stage)
+    calibration: dict[str, dict[str, float]] | None = None
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
+
+
+def warmup_cosine_factor(step: int, steps_per_epoch: int, epochs: int, warmup_epochs: int) -> float:
+    """lr_s / lr of the ``warmup_cosine`` schedule (module docstring) for global step ``step``."""
+    total = max(steps_per_epoch * epochs, 1)
+    warmup = min(steps_per_epoch * warmup_epochs, total)
+    if step < warmup:
+        return (step + 1) / warmup
+    if total == warmup:  # the whole run is warm-up
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, total - warmup) / (total - warmup)))
+
+
+def scheduled_lr(params: TrainParams, steps_per_epoch: int, epoch: int, step: int) -> float:
+    """The ``warmup_cosine`` learning rate of step ``step`` of epoch ``epoch``."""
+    factor = warmup_cosine_factor(epoch * steps_per_epoch + step, steps_per_epoch, params.epochs, params.warmup_epochs)
+    return params.lr * factor
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def train_epoch(
@@ -69,11 +114,14 @@ def train_epoch(
     grad_clip: float,
     progress: tqdm | None = None,
     ranks: Ranks = SINGLE_PROCESS,
+    step_lr: Callable[[int], float] | None = None,
 ) -> tuple[dict[str, float], int]:
     """One pass; returns the mean of each loss component (over batches, all ranks) and the frame count.
 
-    Under DDP (``model`` wrapped, ``ranks.distributed``) each rank trains on
-    its part of every step (:meth:`VideoBatches.rank_steps`).
+    ``step_lr(i)``, when given, is the learning rate of the epoch's i-th step
+    (counted whether or not the step trains, so the schedule depends on the
+    step's position alone). Under DDP (``model`` wrapped, ``ranks.distributed``)
+    each rank trains on its part of every step (:meth:`VideoBatches.rank_steps`).
     """
     model.train()
     sums: dict[str, float] = {}
@@ -82,7 +130,9 @@ def train_epoch(
         parts = batches.rank_steps(ranks.rank, ranks.world_size)
     else:
         parts = ((batch, meta, 1.0) for batch, meta in batches)
-    for batch, meta, weight in parts:
+    for step, (batch, meta, weight) in enumerate(parts):
+        if step_lr is not None:
+            set_learning_rate(optimizer, step_lr(step))
         if ranks.device.type != "cpu":
             batch = to_device(batch, ranks.device)
         output = model(batch)
@@ -171,9 +221,15 @@ def fit(
             model, device_ids=[ranks.device] if ranks.device.type == "cuda" else None, find_unused_parameters=True
         )
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=params.lr_factor, patience=params.lr_patience
+    plateau = params.schedule == "plateau"
+    scheduler = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=params.lr_factor, patience=params.lr_patience
+        )
+        if plateau
+        else None
     )
+    steps_per_epoch = len(train_batches)
     last_path = out_dir / "checkpoint" / "last.pt"
     best_path = out_dir / "model.pt"
     result = FitResult(best_epoch=-1, best_validation={SELECTION_METRIC: -math.inf})
@@ -188,7 +244,8 @@ def fit(
         state = checkpoint.load(last_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
         start_epoch = result.resumed_from = int(state["epoch"]) + 1
         result.best_epoch = int(state["best_epoch"])
         result.best_validation = dict(state["best_validation"])
@@ -198,11 +255,15 @@ def fit(
         train_batches.set_epoch(epoch)
         started = time.perf_counter()
         description = f"{mode} epoch {epoch + 1}/{params.epochs}"
+        step_lr = None if plateau else partial(scheduled_lr, params, steps_per_epoch, epoch)
         with tqdm(desc=description, unit="frame", leave=False, disable=not ranks.is_main) as progress:
-            losses, frames = train_epoch(trained, loss_fn, optimizer, train_batches, params.grad_clip, progress, ranks)
+            losses, frames = train_epoch(
+                trained, loss_fn, optimizer, train_batches, params.grad_clip, progress, ranks, step_lr
+            )
         speed = frames / max(time.perf_counter() - started, 1e-9)
         validation = validate_on_ranks(model, val_batches, validate, mode, ranks)
-        scheduler.step(validation[SELECTION_METRIC])
+        if scheduler is not None:
+            scheduler.step(validation[SELECTION_METRIC])
         record = EpochRecord(epoch, losses, validation, optimizer.param_groups[0]["lr"], speed)
         result.history.append(record)
         # "last": the budget decides, not a noisy validation maximum (ablations compare equal budgets)
@@ -217,7 +278,8 @@ def fit(
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
+                # warmup_cosine: the LR follows from the epoch; no scheduler state to keep
+                "scheduler": scheduler.state_dict() if scheduler is not None else {},
                 "epoch": epoch,
                 "best_epoch": result.best_epoch,
                 "best_validation": result.best_validation,
