@@ -33,9 +33,10 @@ class SynthParams(Section):
     seed: int = 0
     width: int = Field(256, ge=64, le=4096)
     height: int = Field(192, ge=64, le=4096)
-    min_frames: int = Field(1, ge=1)
-    max_frames: int = Field(12, ge=1, le=500)
-    test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
+    min_frames: int = Field(18, ge=1)
+    max_frames: int = Field(30, ge=1, le=500)
+    test_fraction: float = Field(0.35, gt=0.0, lt=1.0)
+    pan_share: float = Field(0.15, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _frames_range(self) -> SynthParams:
@@ -225,7 +226,7 @@ class ModelParams(Section):
         "velocity",
         "persistence",
         "direction_consistency",
-        "track_speed",
+        "relative_displacement",
     )
     mim: bool = True
     mim_layers: int = Field(1, ge=1)

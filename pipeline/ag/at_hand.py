@@ -15,7 +15,8 @@ import polars as pl
 from pipeline.constants import OBJECT_INDEX, PREDICATE_INDEX
 
 HAND_HELD: tuple[str, ...] = ("cup/glass/bottle", "phone/camera", "book", "paper/notebook", "food", "sandwich",
-                              "medicine", "dish", "towel", "bag", "laptop")  # fmt: skip
+                              "medicine", "dish", "towel", "bag", "laptop", "box", "broom", "groceries", "pillow",
+                              "vacuum")  # fmt: skip
 AT_HAND_PREDICATES: tuple[str, ...] = ("holding", "carrying", "touching", "not_contacting")
 
 

@@ -18,15 +18,17 @@ frame number f_t, with t-1 the pair's previous row (its previous frame):
 * dx, dy                ((o_t - p_t) - (o_{t-1} - p_{t-1})) / D / (f_t - f_{t-1}),  0 on the first row
 * log_area_ratio        log(area_o / area_p)
 * scale_change          (log_area_ratio_t - log_area_ratio_{t-1}) / (f_t - f_{t-1}),  0 on the first row
-* subject_speed         mean over the whole track of |p_t - p_{t-1}| / D / (f_t - f_{t-1}),  0 for a 1-row track
+* subject_speed         mean of |p_s - p_{s-1}| / D / (f_s - f_{s-1}) over the track's last K steps up to
+                        row t (causal: past frames only),  0 on a track's first row
 * object_speed          the same for the object centre o_t
 
 A centre counts as still between two rows when it moves less than
 ``still_fraction * D`` (``motion.still_fraction``); direction consistency
 is 0 unless both centres move. The two speeds (ours, switch
 ``motion.extras.track_speed``) are the only attributes that say how fast the
-person itself moves; they are means over the whole track, so a track's
-first row carries them too, where velocity and direction are still 0.
+person itself moves, rather than the pair relative to each other; they are
+an extra, off in the default model and ablated on their own
+(docs/synthetic_benchmark.md).
 
 AG frames are sparse samples of the video, so every temporal difference is
 divided by the frame-number step rather than by the row step.
@@ -218,14 +220,15 @@ def _attribute_expressions(
     person_move = (pl.col("_pdx") ** 2 + pl.col("_pdy") ** 2).sqrt()
     object_move = (pl.col("_odx") ** 2 + pl.col("_ody") ** 2).sqrt()
     still = still_fraction * pl.col("_diag")
-    # per-track mean of a per-step speed: a running id per track, then one grouped mean
-    track_id = pl.col("_first").cast(pl.UInt32).cum_sum()
-
-    def track_mean_speed(move: pl.Expr) -> pl.Expr:
-        speed = (
-            pl.when(pl.col("_first")).then(None).otherwise(move / pl.col("_diag") / pl.col("_step"))
+    def causal_speed(move: pl.Expr) -> pl.Expr:
+        # mean per-step speed over the track's last K steps up to this row (past frames only):
+        # the row at lag L has a step when the row is at position >= L + 1 of its track
+        speed = (move / pl.col("_diag") / pl.col("_step")).fill_null(0.0)
+        total = pl.sum_horizontal(
+            pl.when(pl.col("_position") >= lag + 1).then(speed.shift(lag)).otherwise(0.0)
+            for lag in range(window_k)
         )
-        return speed.mean().over(track_id).fill_null(0.0)
+        return total / pl.col("_position").clip(lower_bound=1, upper_bound=window_k)
 
     return (
         tracks.with_columns(
@@ -272,7 +275,7 @@ def _attribute_expressions(
             dy=per_step("_rel_y"),
             log_area_ratio=pl.col("_log_area_ratio"),
             scale_change=per_step("_log_area_ratio"),
-            subject_speed=track_mean_speed(person_move),
-            object_speed=track_mean_speed(object_move),
+            subject_speed=causal_speed(person_move),
+            object_speed=causal_speed(object_move),
         )
     )
