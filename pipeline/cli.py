@@ -142,16 +142,13 @@ def probe(
     params: ParamsOption = Path("params.yaml"),
     out: Annotated[Path, typer.Option(help="Where the probe metrics JSON goes.")] = Path("metrics/probe.json"),
 ) -> None:
-    """Certify the benchmark: linear probes of the at-hand motion classes on MFE attributes vs single-frame geometry."""
+    """Certify the benchmark: the preregistered probes P1-P7 (docs/synthetic_benchmark.md, section 3)."""
     from pipeline.params import load_params
-    from pipeline.probe import run_probe
+    from pipeline.probe import run_probe, summary_line
 
     settings = load_params(params)
-    result = run_probe(settings.dataset.index_dir, settings.motion.out_path, out)
-    typer.echo(
-        f"{out}: motion {result['motion']['balanced_accuracy']:.3f}, geometry {result['geometry']['balanced_accuracy']:.3f} "
-        f"(chance {result['chance']:.3f}), passed={result['passed']}"
-    )
+    result = run_probe(settings.dataset.index_dir, settings.motion.out_path, out, settings.motion.still_fraction)
+    typer.echo(f"{out}: {summary_line(result)}")
 
 
 @app.command()

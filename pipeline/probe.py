@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from scipy.stats import spearmanr
 
 from pipeline.ag.at_hand import AT_HAND_PREDICATES, HAND_HELD, at_hand_pairs

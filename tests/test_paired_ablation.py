@@ -82,6 +82,37 @@ def test_metrics_follow_the_definitions_on_the_plain_sample():
     assert np.isclose(values["R@20 with"][0], 100 * stats["recall_sum"].sum() / 20)
 
 
+def test_a_predicate_without_ground_truth_is_left_out_of_mean_recall():
+    stats = {
+        k: np.asarray(v, dtype=float)
+        for k, v in _stats(np.random.default_rng(0), 4, 1.0).items()
+        if k != "video"
+    }
+    stats["counts"][:, 5] = 0
+    stats["hits_with"][:, 5] = 0
+    present = stats["counts"].sum(axis=0) > 0
+    expected = 100 * np.mean(stats["hits_with"].sum(axis=0)[present] / stats["counts"].sum(axis=0)[present])
+    assert np.isclose(metrics_of(stats, np.ones((1, 4)), tail=[0])["mR@20 with"][0], expected)
+
+
+def test_the_interval_resamples_training_seeds_too():
+    # every video agrees, but one training seed of three loses all its motion recall: the
+    # interval must reach from that seed's loss to the others' 0, and the MDE must see the spread
+    runs = {}
+    for seed, accuracy in enumerate((0.0, 1.0, 1.0)):
+        for variant, value in (("full", 1.0), ("no-asm", accuracy)):
+            stats = _stats(np.random.default_rng(seed), 20, value) | {"motion_total": [[1, 1, 1, 1]] * 20}
+            stats["motion_correct"] = [[int(value)] * 4] * 20
+            runs[f"d0/{variant}/s{seed}"] = {
+                "data": "d0", "variant": variant, "seed": seed, "mode": "predcls", "train_counts": list(range(26)),
+                "curve": [], "stats": stats,
+            }  # fmt: skip
+    row = next(r for r in paired_table(runs, resamples=400).iter_rows(named=True) if r["variant"] == "no-asm")
+    assert np.isclose(row["motion macro recall diff"], -100 / 3)
+    assert row["motion macro recall ci_low"] <= -99 and row["motion macro recall ci_high"] >= -1
+    assert row["motion macro recall mde"] > 30
+
+
 def test_variants_differ_from_full_in_one_switch_and_baseline_keeps_gamma():
     by_name: dict[str, Variant] = {v.name: v for v in FAIR_VARIANTS}
     assert all(len(v.overrides) == 1 for n, v in by_name.items() if n not in ("full", "baseline"))

@@ -1,4 +1,4 @@
-"""The synthetic benchmark is certified by its probes: motion decides, a single frame does not."""
+"""The synthetic benchmark is certified by its preregistered probes (docs/synthetic_benchmark.md, section 3)."""
 
 from __future__ import annotations
 
@@ -10,70 +10,68 @@ from pipeline.ag.at_hand import AT_HAND_PREDICATES, at_hand_pairs
 from pipeline.ag.reader import build_ag_index
 from pipeline.ag.synth import HELD_OUT_COMBOS, write_synthetic_ag
 from pipeline.constants import OBJECT_INDEX, PREDICATE_INDEX
+from pipeline.io import DataError
 from pipeline.motion import motion_table
 from pipeline.params import MotionParams, SynthParams
 from pipeline.probe import (
-    GEOMETRY_MAX_ABOVE_CHANCE,
-    MOTION_MIN_BALANCED_ACCURACY,
+    FOUR_MIN_BALANCED_ACCURACY,
+    SINGLE_MAX_BALANCED_ACCURACY,
     balanced_accuracy,
     fit_logistic,
     probe_tables,
 )
 
-# small frames keep PNG writing cheap; the geometry is in pixels and does not depend on them
-PROBE_SYNTH = SynthParams(videos=80, seed=3, width=256, height=192)
+# The default size, on a data seed the design never looked at (it was set on seeds 0-2).
+PROBE_SYNTH = SynthParams(seed=3)
 
 
 @pytest.fixture(scope="module")
 def benchmark(tmp_path_factory):
     root = tmp_path_factory.mktemp("probe") / "ag"
-    write_synthetic_ag(root, PROBE_SYNTH, progress=False)
+    write_synthetic_ag(root, PROBE_SYNTH, progress=False, images=False)
     index = build_ag_index(root, val_fraction=0.15, split_seed=0, small_box_side=16.0)
-    return index, motion_table(index.frames, index.objects, MotionParams())
+    motion = motion_table(index.frames, index.objects, MotionParams())
+    return index, motion, probe_tables(index.frames, index.objects, motion)
 
 
-def test_motion_attributes_decide_and_single_frame_geometry_does_not(benchmark):
-    index, motion = benchmark
-    result = probe_tables(index.frames, index.objects, motion)
-    assert result["motion"]["balanced_accuracy"] >= MOTION_MIN_BALANCED_ACCURACY, result
-    assert (
-        result["geometry"]["balanced_accuracy"] <= result["chance"] + GEOMETRY_MAX_ABOVE_CHANCE
-    ), result
-    assert result["passed"]
+def test_every_preregistered_bound_holds_on_an_unseen_data_seed(benchmark):
+    _, _, result = benchmark
+    assert all(result["passed_cv"].values()), result["passed_cv"]
+    assert result["four_attributes"]["balanced_accuracy"]["cv"] >= FOUR_MIN_BALANCED_ACCURACY
+    assert max(s["cv"] for s in result["single_attribute"].values()) < SINGLE_MAX_BALANCED_ACCURACY
+    context = result["frame_context"]
+    assert context["with_context"]["cv"] > context["four_attributes"]["cv"]
 
 
-def test_without_track_speeds_holding_and_at_hand_not_contacting_are_confused(benchmark):
-    # the reason track_speed exists: no base attribute says which box moves
-    index, _ = benchmark
-    params = MotionParams(extras={"relative_displacement": False, "log_area_ratio": False, "scale_change": False,
-                                  "track_speed": False})  # fmt: skip
-    result = probe_tables(
-        index.frames, index.objects, motion_table(index.frames, index.objects, params)
-    )
-    assert result["motion"]["balanced_accuracy"] < MOTION_MIN_BALANCED_ACCURACY
+def test_who_moves_is_read_best_by_the_per_entity_speeds(benchmark):
+    # the documented limit: holding and at-hand not_contacting differ in who moves
+    _, _, result = benchmark
+    assert result["speeds"]["balanced_accuracy"]["cv"] > result["four_attributes"]["balanced_accuracy"]["cv"]
 
 
-def test_at_hand_classes_are_balanced_and_every_split_holds_them(benchmark):
-    index, _ = benchmark
+def test_the_probe_needs_velocitys_vector(benchmark):
+    index, _, _ = benchmark
+    extras = {"relative_displacement": False, "log_area_ratio": True, "scale_change": True, "track_speed": True}
+    with pytest.raises(DataError, match="relative_displacement"):
+        probe_tables(index.frames, index.objects, motion_table(index.frames, index.objects, MotionParams(extras=extras)))
+
+
+def test_every_split_holds_every_at_hand_class(benchmark):
+    index, _, _ = benchmark
     pairs = at_hand_pairs(index.objects)
     for split in ("train", "val", "test"):
         present = set(pairs.filter(pl.col("split") == split)["motion_class"].to_list())
         assert present == {PREDICATE_INDEX[name] for name in AT_HAND_PREDICATES}, split
-    videos = pairs.select("video", "motion_class").unique().group_by("motion_class").len()["len"]
-    assert videos.max() <= 2 * videos.min()
 
 
-def test_held_out_combinations_never_occur_in_train(benchmark):
-    index, _ = benchmark
+def test_held_out_combinations_never_occur_in_train_and_the_probe_finds_them(benchmark):
+    index, _, result = benchmark
     objects = index.objects.explode("contacting")
-    seen = 0
     for predicate, name in HELD_OUT_COMBOS:
-        combo = (pl.col("contacting") == PREDICATE_INDEX[predicate]) & (
-            pl.col("object_class") == OBJECT_INDEX[name]
-        )
+        combo = (pl.col("contacting") == PREDICATE_INDEX[predicate]) & (pl.col("object_class") == OBJECT_INDEX[name])
         assert objects.filter(combo & (pl.col("split") != "test")).height == 0, (predicate, name)
-        seen += objects.filter(combo & (pl.col("split") == "test")).height
-    assert seen > 0
+    found = {(p, o) for p, o, _, _ in result["held_out"]["combinations"]}
+    assert {(p, o) for p, o in HELD_OUT_COMBOS} <= found
 
 
 def test_logistic_regression_separates_separable_classes():

@@ -27,6 +27,14 @@ def test_same_seed_gives_byte_identical_output(tmp_path):
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
 
 
+def test_annotations_only_root_has_the_same_annotations(tmp_path):
+    write_synthetic_ag(tmp_path / "full", SMALL, progress=False)
+    write_synthetic_ag(tmp_path / "bare", SMALL, progress=False, images=False)
+    assert not (tmp_path / "bare" / "frames").exists()
+    for name in ("person_bbox.pkl", "object_bbox_and_relationship.pkl", "frame_list.txt"):
+        assert (tmp_path / "full/annotations" / name).read_bytes() == (tmp_path / "bare/annotations" / name).read_bytes()
+
+
 def test_synthetic_root_is_valid_ag_and_reads(tmp_path):
     root = tmp_path / "ag"
     summary = write_synthetic_ag(root, SMALL, progress=False)
@@ -41,7 +49,7 @@ def test_synthetic_root_is_valid_ag_and_reads(tmp_path):
 
 def test_default_size_exercises_every_filter_and_has_a_long_tail(tmp_path):
     root = tmp_path / "ag"
-    write_synthetic_ag(root, SynthParams(videos=60, seed=0), progress=False)
+    write_synthetic_ag(root, SynthParams(videos=200, seed=0), progress=False, images=False)
     index = load_action_genome(root)
     for counter in ("frames_without_person", "videos_with_1_frames", "videos_with_2_frames"):
         assert index.dropped.get(counter, 0) > 0, counter

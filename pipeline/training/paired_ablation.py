@@ -10,16 +10,19 @@ run can be repeated with ``dvc exp run -S ...``.
 
 ``mosa ablation-table --runs`` then reports, for every variant, the mean
 over runs and the paired difference from ``full`` (same data seed, same
-training seed), with a 95% percentile bootstrap interval that resamples the
-test videos of each data seed (the same resample for both members of a pair).
+training seed), with a 95% percentile bootstrap interval that resamples
+the training seeds and the test videos of each data seed (the same resample
+for both members of a pair), and the smallest difference each row could
+detect (MDE: 2.8 bootstrap standard errors, 80% power at 5%).
 
 Controls:
 
 * ``full, motion permuted``: the full model with the motion attributes
   permuted across the pairs of each test batch (a few videos): if MFE helps
   through motion, this must lose what ``w/o MFE`` loses;
-* held-out recall: motion-class accuracy on the at-hand pairs whose
-  (predicate, object class) never occurs in train (ASM's compositional claim);
+* held-out recall: contacting recall on the test triplets whose
+  (predicate, object class) never occurs in train, read from the index
+  (:mod:`pipeline.evaluation.held_out`; ASM's compositional claim);
 * tail mR@20: mean recall of the tail predicates (the third with the fewest
   train instances), for the category-weighted loss.
 """
@@ -40,10 +43,9 @@ import torch
 import yaml
 
 from pipeline.ag.at_hand import AT_HAND_PREDICATES
-from pipeline.ag.synth import HELD_OUT_COMBOS
-from pipeline.constants import NUM_PREDICATES, OBJECT_INDEX
 from pipeline.evaluation import align_predictions, evaluate, validate_predictions
 from pipeline.evaluation.ground_truth import ground_truth_for_mode
+from pipeline.evaluation.held_out import held_out_combinations, held_out_recall
 from pipeline.evaluation.motion import at_hand_predictions, motion_metrics
 from pipeline.io import DataError, atomic_write_json, atomic_write_text
 from pipeline.loss import predicate_counts
@@ -64,6 +66,11 @@ FAIR_VARIANTS: tuple[Variant, ...] = (
     Variant("no-weighted-loss", "w/o category weights", ("model.loss.category_weighted=false",)),
     Variant("gamma-0", "gamma = 0", ("model.loss.gamma=0",)),
     Variant(
+        "mfe-speeds",
+        "MFE + per-entity speeds (extra)",
+        ("model.mfe_attributes=[distance,velocity,persistence,direction_consistency,relative_displacement,track_speed]",),
+    ),
+    Variant(
         "baseline",
         "baseline (MFE, MIM, ASM, weights off; gamma kept)",
         (
@@ -75,6 +82,8 @@ FAIR_VARIANTS: tuple[Variant, ...] = (
     ),
 )
 PERMUTED = "full-motion-permuted"
+# (z_{0.975} + z_{0.8}) = 1.96 + 0.84: a difference of 2.8 standard errors is found 80% of the time at 5%
+MDE_FACTOR = 2.8
 METRICS = (
     "motion macro recall",
     "R@20 with",
@@ -86,8 +95,8 @@ METRICS = (
 
 
 def budget_overrides(epochs: int) -> tuple[str, ...]:
-    """The same budget for every variant: fixed epochs, last epoch kept, no validation-driven LR cuts."""
-    return (f"train.epochs={epochs}", "train.selection=last", f"train.lr_patience={epochs + 1}")
+    """The same budget for every variant: fixed epochs of the fixed warm-up + cosine schedule, last epoch kept."""
+    return (f"train.epochs={epochs}", "train.schedule=warmup_cosine", "train.selection=last")
 
 
 # --------------------------------------------------------------------------- per-video statistics
@@ -100,14 +109,7 @@ def video_statistics(table: pl.DataFrame, params: Params, data) -> dict[str, lis
     pairs = at_hand_predictions(
         table, objects, params.evaluate.iou_threshold, params.evaluate.legacy_plus_one
     )
-    held_out = pl.DataFrame(
-        {
-            "truth": [p for p, _ in HELD_OUT_COMBOS],
-            "object_class": [OBJECT_INDEX[c] for _, c in HELD_OUT_COMBOS],
-        },
-        schema={"truth": pl.String, "object_class": pl.Int16},
-    )
-    held = pairs.join(held_out, on=["truth", "object_class"], how="semi")
+    combinations = held_out_combinations(data.relations)
     stats: dict[str, list] = {k: [] for k in ("video", "frames", "recall_sum", "hits_with", "hits_no", "counts",
                                               "motion_correct", "motion_total", "held_correct", "held_total")}  # fmt: skip
     for video in sorted(frames["video"].unique().to_list()):
@@ -121,7 +123,7 @@ def video_statistics(table: pl.DataFrame, params: Params, data) -> dict[str, lis
         aligned = align_predictions(validate_predictions(mine, f"{video} predictions"), truth)
         results = evaluate(truth, aligned, params.evaluate, constraints=("with", "no"), ks=(K,))
         video_pairs = pairs.filter(pl.col("video") == video)
-        video_held = held.filter(pl.col("video") == video)
+        held = held_out_recall(mine, truth, combinations, params.evaluate)
         stats["video"].append(video)
         stats["frames"].append(int(truth.num_frames))
         stats["recall_sum"].append(float(results["with"].frame_recall[0].sum()))
@@ -137,8 +139,8 @@ def video_statistics(table: pl.DataFrame, params: Params, data) -> dict[str, lis
                 for c in AT_HAND_PREDICATES
             ]
         )
-        stats["held_total"].append(video_held.height)
-        stats["held_correct"].append(int((video_held["truth"] == video_held["predicted"]).sum()))
+        stats["held_total"].append(held["pairs"])
+        stats["held_correct"].append(round((held["argmax_accuracy"] or 0.0) * held["pairs"] / 100))
     return stats
 
 
@@ -167,8 +169,9 @@ def metrics_of(
     return {
         "motion macro recall": 100 * np.nanmean(motion, axis=1),
         "R@20 with": 100 * ratio(total("recall_sum")[:, 0], total("frames")[:, 0]),
-        "mR@20 with": 100 * np.nan_to_num(with_recall).sum(axis=1) / NUM_PREDICATES,
-        "mR@20 no": 100 * np.nan_to_num(no_recall).sum(axis=1) / NUM_PREDICATES,
+        # a predicate with no ground truth in a resample is left out of its mean, not counted as 0
+        "mR@20 with": 100 * np.nanmean(with_recall, axis=1),
+        "mR@20 no": 100 * np.nanmean(no_recall, axis=1),
         "held-out recall": 100 * ratio(total("held_correct")[:, 0], total("held_total")[:, 0]),
         "tail mR@20 with": 100 * np.nanmean(with_recall[:, list(tail)], axis=1),
     }
@@ -266,6 +269,11 @@ def run_paired_ablation(
 # --------------------------------------------------------------------------- table
 
 
+def _bootstrap_weights(rng: np.random.Generator, items: int, resamples: int) -> np.ndarray:
+    """[resamples + 1, items] multiplicities: row 0 takes every item once, the rest draw with replacement."""
+    return np.vstack([np.ones(items), rng.multinomial(items, np.full(items, 1 / items), size=resamples)])
+
+
 def _arrays(stats: dict[str, list]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.float64) for k, v in stats.items() if k != "video"}
 
@@ -285,14 +293,16 @@ def paired_table(
     if "full" not in names:
         raise DataError("the runs hold no 'full' variant to pair with")
     rng = np.random.default_rng(seed)
-    # per data seed: bootstrap weights (row 0 = the sample itself) and the runs' metrics under them
+    # per data seed: bootstrap weights (row 0 = the sample itself) over the test videos and over
+    # the training seeds, one draw shared by every variant and metric, and the runs' metrics under them
     per_data: dict[str, dict[tuple[str, int], dict[str, np.ndarray]]] = {}
+    seed_weights: dict[str, tuple[list[int], np.ndarray]] = {}
     for data_name in data_names:
         mine = [r for r in records if r["data"] == data_name]
         videos = len(mine[0]["stats"]["video"])
-        weights = np.vstack(
-            [np.ones(videos), rng.multinomial(videos, np.full(videos, 1 / videos), size=resamples)]
-        )
+        weights = _bootstrap_weights(rng, videos, resamples)
+        seeds = sorted({r["seed"] for r in mine})
+        seed_weights[data_name] = (seeds, _bootstrap_weights(rng, len(seeds), resamples))
         tail = tail_predicates(next(r for r in mine if r["variant"] == "full")["train_counts"])
         table: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         for r in mine:
@@ -319,13 +329,23 @@ def paired_table(
             row[f"{metric} std"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else math.nan
             if name == "full":
                 continue
-            # mean over data seeds of the mean paired difference over training seeds, per resample
+            # mean over data seeds of the (seed-resampled) mean paired difference, per resample
             per_seed = []
             for d in data_names:
-                pairs = [s for (v, s) in per_data[d] if v == name and ("full", s) in per_data[d]]
-                if pairs:
-                    per_seed.append(np.nanmean([per_data[d][(name, s)][metric] - per_data[d][("full", s)][metric]
-                                                for s in pairs], axis=0))  # fmt: skip
+                seeds, draws = seed_weights[d]
+                diffs = np.array([
+                    per_data[d][(name, s)][metric] - per_data[d][("full", s)][metric]
+                    if (name, s) in per_data[d] and ("full", s) in per_data[d] else np.full(resamples + 1, np.nan)
+                    for s in seeds
+                ]).T  # [resamples + 1, seeds]  # fmt: skip
+                present = ~np.isnan(diffs)
+                if present.any():
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        per_seed.append(np.nansum(draws * diffs, axis=1) / (draws * present).sum(axis=1))
+            if not per_seed:  # the metric is undefined on this data (no such pairs)
+                for part in ("diff", "ci_low", "ci_high", "mde"):
+                    row[f"{metric} {part}"] = math.nan
+                continue
             diff = np.nanmean(per_seed, axis=0)
             low, high = np.nanpercentile(diff[1:], [2.5, 97.5])
             row[f"{metric} diff"], row[f"{metric} ci_low"], row[f"{metric} ci_high"] = (
@@ -333,13 +353,15 @@ def paired_table(
                 float(low),
                 float(high),
             )
+            # smallest difference this row could detect: 80% power, two-sided 5%
+            row[f"{metric} mde"] = float(MDE_FACTOR * np.nanstd(diff[1:]))
         rows.append(row)
     return pl.DataFrame(rows)
 
 
 def render_paired_markdown(table: pl.DataFrame, title: str) -> str:
     lines = [f"**{title}**: mean over runs (percent); Δ = paired difference from full with a 95% bootstrap CI "
-             "over test videos", "", "| Variant | runs | " + " | ".join(METRICS) + " |",
+             "over training seeds and test videos; MDE = the smallest Δ the row could detect (80% power)", "", "| Variant | runs | " + " | ".join(METRICS) + " |",
              "|---|---:|" + "---:|" * len(METRICS)]  # fmt: skip
     for row in table.iter_rows(named=True):
         cells = [str(row["label"]), str(row["runs"])]
@@ -348,7 +370,8 @@ def render_paired_markdown(table: pl.DataFrame, title: str) -> str:
             text = "n/a" if mean is None or math.isnan(mean) else f"{mean:.1f}"
             diff = row.get(f"{metric} diff")
             if diff is not None and not math.isnan(diff):
-                text += f" (Δ {diff:+.1f} [{row[f'{metric} ci_low']:+.1f}, {row[f'{metric} ci_high']:+.1f}])"
+                text += (f" (Δ {diff:+.1f} [{row[f'{metric} ci_low']:+.1f}, {row[f'{metric} ci_high']:+.1f}], "
+                         f"MDE {row[f'{metric} mde']:.1f})")  # fmt: skip
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -66,8 +66,11 @@ def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPla
     return images, person_ann, object_ann
 
 
-def write_synthetic_ag(out_dir: str | Path, params: SynthParams, progress: bool = True) -> dict:
+def write_synthetic_ag(out_dir: str | Path, params: SynthParams, progress: bool = True, images: bool = True) -> dict:
     """Write a synthetic Action Genome root; return a small summary.
+
+    ``images=False`` writes the annotations only (no PNG frames): enough for
+    the index, the motion table and the probes, at a fraction of the cost.
 
     The folder is assembled next to ``out_dir`` and renamed into place at the
     end, so an interrupted run never leaves a half-written dataset behind.
@@ -84,17 +87,17 @@ def write_synthetic_ag(out_dir: str | Path, params: SynthParams, progress: bool 
         return params.videos * (params.min_frames + params.max_frames) // 2 * params.width * params.height
 
     with disk_full_as_error(out_dir, needed), atomic_dir(out_dir) as staging:
-        return _write_into(staging, params, progress, written)
+        return _write_into(staging, params, progress, written, images)
 
 
-def _write_into(staging: Path, params: SynthParams, progress: bool, written: dict) -> dict:
+def _write_into(staging: Path, params: SynthParams, progress: bool, written: dict, images: bool) -> dict:
     (staging / "annotations").mkdir(parents=True)
     videos = planned_videos(params)
     n_test = sum(split == "test" for _, split, _ in videos)
     person_all, object_all, frame_keys = {}, {}, []
     for index, split, plan in tqdm(videos, desc="synth videos", disable=not progress, unit="video"):
-        images, person_ann, object_ann = synthesize_video(params, index, split, plan)
-        for key, image in images.items():
+        frames, person_ann, object_ann = synthesize_video(params, index, split, plan)
+        for key, image in frames.items() if images else ():
             path = staging / "frames" / key
             path.parent.mkdir(parents=True, exist_ok=True)
             image.save(path, format="PNG", optimize=False, compress_level=6)
@@ -102,6 +105,6 @@ def _write_into(staging: Path, params: SynthParams, progress: bool, written: dic
         written["videos"] += 1
         person_all.update(person_ann)
         object_all.update(object_ann)
-        frame_keys.extend(images)
+        frame_keys.extend(frames)
     write_annotations(staging, person_all, object_all, frame_keys)
     return {"videos": params.videos, "frames": len(frame_keys), "test_videos": n_test}
