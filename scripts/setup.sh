@@ -2,12 +2,28 @@
 # Idempotent environment setup: creates .venv/, installs torch (CPU), builds
 # mmcv with its CPU ops, then installs this project. A second run is a no-op
 # apart from a quick check.
+#
+#   bash scripts/setup.sh          # CPU (the default)
+#   bash scripts/setup.sh --cuda   # CUDA build of torch + mmcv's CUDA ops (docs/gpu.md)
+#
+# MOSA_VENV=DIR puts the environment somewhere other than .venv/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+CUDA=0
+for arg in "$@"; do
+  case "$arg" in
+    --cuda) CUDA=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--cuda]" >&2; exit 2 ;;
+  esac
+done
+
 PYTHON="${PYTHON:-python3}"
-VENV=.venv
+VENV="${MOSA_VENV:-.venv}"
 STAMP="$VENV/.mosa-installed"
+if [ "$CUDA" = 1 ]; then
+  exec bash scripts/setup_cuda.sh "$VENV"
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV"
