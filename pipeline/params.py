@@ -250,7 +250,7 @@ class ModelParams(Section):
 
 class TrainParams(Section):
     modes: tuple[Literal["predcls", "sgcls", "sgdet"], ...] = ("predcls", "sgcls", "sgdet")
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(20, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-2, ge=0.0)
     batch_videos: int = Field(4, ge=1)

@@ -27,7 +27,7 @@ def test_bad_params_file_is_a_one_line_error(tmp_path):
 def test_synth_then_index_via_cli(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(
-        "synth:\n  videos: 8\n  max_frames: 5\n  out_dir: ag\n"
+        "synth:\n  videos: 8\n  min_frames: 3\n  max_frames: 5\n  out_dir: ag\n"
         "dataset:\n  root: ag\n  index_dir: idx\n  val_fraction: 0.2\n"
     )
     runner = CliRunner()

@@ -177,7 +177,7 @@ def test_run_only_keys_exist():
 def tiny_params() -> dict:
     """The project's params.yaml shrunk to seconds per stage (same keys, smaller numbers)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["synth"].update(videos=20, max_frames=4, seed=1)
+    params["synth"].update(videos=20, min_frames=3, max_frames=4, seed=1)
     params["detector"]["config"] = "configs/detector/tiny.py"
     # an untrained head scores every class near 1/37: keep its boxes so SGDet has pairs
     params["detector"]["postprocess"]["score_threshold"] = 0.0

@@ -178,16 +178,23 @@ def test_extras_are_switchable_and_keys_are_typed():
     assert only_scale.columns[-1] == "scale_change" and "dx" not in only_scale.columns
 
 
-def test_track_speeds_say_who_moves_on_every_row():
-    # person still, object circles the person's side: only the object has a speed, the first row included
+def test_track_speeds_say_who_moves_from_past_frames_only():
+    # person still, object circles the person's side: only the object has a speed, read causally
     still_person = [(n, PERSON, box_at(100 + 3 * (n % 2), 50 + 4 * (n % 2))) for n in (1, 2, 5)]
     table = compute({5: still_person})
     assert column(table, "subject_speed") == [0.0] * 3
-    # steps of 5 px in 1 frame and 5 px in 3 frames, diagonal 500: mean of 0.01 and 0.01 / 3
-    assert column(table, "object_speed") == pytest.approx([0.02 / 3] * 3)
+    # steps of 5 px in 1 frame and 5 px in 3 frames, diagonal 500: no step yet, 0.01, then the mean of both
+    assert column(table, "object_speed") == pytest.approx([0.0, 0.01, 0.02 / 3])
     assert column(table, "direction_consistency") == [0.0] * 3
     lone = compute({5: still_person[:1]})
     assert column(lone, "subject_speed") == [0.0] and column(lone, "object_speed") == [0.0]
+
+
+def test_a_later_frame_never_changes_an_earlier_rows_speed():
+    moving = [(n, box_at(40 + 7 * n, 50), box_at(100 + 3 * n * n, 50)) for n in (1, 2, 4, 9)]
+    full, cut = compute({5: moving}), compute({5: moving[:2]})
+    for name in ("subject_speed", "object_speed"):
+        assert column(full, name)[:2] == pytest.approx(column(cut, name))
 
 
 def test_jitter_below_the_still_threshold_is_not_motion():

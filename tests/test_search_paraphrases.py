@@ -33,7 +33,7 @@ def test_every_predicate_has_two_phrasings_and_every_object_a_noun():
 
 def test_every_combination_of_the_synthetic_data_gets_two_paraphrases(tmp_path):
     # Counted from freshly generated data, so the check follows the generator when it changes.
-    write_synthetic_ag(tmp_path / "ag", SynthParams(videos=40, seed=3), progress=False)
+    write_synthetic_ag(tmp_path / "ag", SynthParams(videos=40, seed=3), progress=False, images=False)
     dataset = DatasetParams()
     objects = build_ag_index(
         tmp_path / "ag", dataset.val_fraction, dataset.split_seed, dataset.small_box_side

@@ -60,7 +60,7 @@ def test_predcls_pairs_carry_index_targets_and_motion_rows(world):
         (pl.col("source") == "gt") & (pl.col("frame") == pairs.frames[0]) & (pl.col("object_index") == 10)
     )
     assert np.allclose(pairs.motion[row], motion.select(*data.source.motion_columns).row(0))
-    assert data.source.motion_columns[-2:] == ["subject_speed", "object_speed"]
+    assert data.source.motion_columns[-2:] == ["dx", "dy"]  # velocity's vector ends MOSA's four by default
 
 
 def test_sgcls_drops_small_objects(world):

@@ -40,11 +40,11 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
 
 
 def test_sigkill_during_synthesis_leaves_no_dataset_and_rerun_is_identical(tmp_path):
-    params = SynthParams(videos=40, seed=3, max_frames=6)
+    params = SynthParams(videos=40, seed=3, min_frames=3, max_frames=6)
     out = tmp_path / "ag"
     code = (
         "import sys; from pipeline.ag.synth import write_synthetic_ag; from pipeline.params import SynthParams; "
-        "write_synthetic_ag(sys.argv[1], SynthParams(videos=40, seed=3, max_frames=6), progress=False)"
+        "write_synthetic_ag(sys.argv[1], SynthParams(videos=40, seed=3, min_frames=3, max_frames=6), progress=False)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(out)], cwd=REPO)
     staging = tmp_path / ".ag.partial" / "frames"
@@ -59,7 +59,7 @@ def test_sigkill_during_synthesis_leaves_no_dataset_and_rerun_is_identical(tmp_p
 
 def test_failed_index_rewrite_keeps_the_previous_good_index(tmp_path, monkeypatch):
     root = tmp_path / "ag"
-    write_synthetic_ag(root, SynthParams(videos=10, seed=1, max_frames=5), progress=False)
+    write_synthetic_ag(root, SynthParams(videos=10, seed=1, min_frames=3, max_frames=5), progress=False)
     index = build_ag_index(root, 0.2, 0, 16.0)
     write_index(index, tmp_path / "index")
     before = (tmp_path / "index/objects.parquet").read_bytes()

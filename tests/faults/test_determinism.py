@@ -7,7 +7,7 @@ from pipeline.params import MotionParams, SynthParams
 
 
 def test_index_and_motion_files_are_byte_identical_across_runs(tmp_path):
-    params = SynthParams(videos=16, seed=11, max_frames=6)
+    params = SynthParams(videos=16, seed=11, min_frames=3, max_frames=6)
     outputs = []
     for run in ("a", "b"):
         root = tmp_path / run / "ag"

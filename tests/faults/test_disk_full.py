@@ -103,7 +103,7 @@ def no_temporaries(folder: Path) -> None:
 def test_synth_on_a_full_disk(disk, tmp_path):
     out = disk.folder / "synth_ag"
     params = tmp_path / "params.yaml"
-    params.write_text("synth:\n  videos: 2\n  max_frames: 3\n")
+    params.write_text("synth:\n  videos: 2\n  min_frames: 1\n  max_frames: 3\n")
     assert CliRunner().invoke(app, ["synth", str(out), "--params", str(params)]).exit_code == 0
     before = snapshot(out)
 
