@@ -13,7 +13,7 @@
 #                          SASS for A100 / RTX 30-40 and H100 / H200, and PTX that
 #                          newer GPUs compile when loading)
 #   MAX_JOBS               parallel compiler jobs (default: number of cores; each
-#                          nvcc job needs up to 2 GB of memory)
+#                          compiler job needs up to 3 GB of memory)
 #   CUDA_HOME              use this CUDA toolkit (nvcc, headers) instead of PyPI's
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +41,7 @@ start=$(date +%s)
 "${PIP[@]}" "pip>=24" "setuptools>=77,<81" wheel ninja
 if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.version.cuda else 1)" 2>/dev/null; then
   echo "[setup --cuda] installing the CUDA build of torch 2.13.0 (about 2.7 GB of wheels)"
-  "${PIP[@]}" "$TORCH_PIN"
+  "${PIP[@]}" "$TORCH_PIN" "numpy>=1.26"
 fi
 cuda_version=$("$PY" -c "import torch; print(torch.version.cuda)")
 site=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
@@ -77,7 +77,7 @@ if ! "$PY" scripts/check_cuda_build.py >/dev/null 2>&1; then
   export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-8.0;9.0+PTX}"
   export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
   echo "[setup --cuda] building mmcv $MMCV_VERSION with CPU and CUDA ops for $TORCH_CUDA_ARCH_LIST," \
-    "$MAX_JOBS jobs (about 2 h on 2 cores)"
+    "$MAX_JOBS jobs (about 70 min on 2 cores with MAX_JOBS=1)"
   "${PIP[@]}" --no-cache-dir --no-build-isolation "$src/mmcv-$MMCV_VERSION"
   rm -rf "$src/mmcv-$MMCV_VERSION/build"
 fi
