@@ -44,4 +44,5 @@ PY
 done
 python -m pipeline.cli ablate --in-process --modes predcls --seeds "$SEEDS" --epochs "$EPOCHS" \
   --runs "$OUT/runs.json" "${data_args[@]}"
-python -m pipeline.cli ablation-table --runs "$OUT/runs.json" --out-dir "$OUT"
+# the table goes where the report reads it (report.ablation_dir); the raw runs stay in metrics/ablation/
+python -m pipeline.cli ablation-table --runs "$OUT/runs.json" --out-dir "$(python -c 'from pipeline.params import load_params; print(load_params().report.ablation_dir)')"
