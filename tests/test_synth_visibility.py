@@ -103,6 +103,8 @@ def test_straps_make_a_bag_on_the_back_visible():
 # the body of a bag worn on the back (its straps stay on top).
 NATURAL_COVER = {
     (("chair", "sitting_on"), ("blanket", "covered_by")),
+    (("chair", "sitting_on"), ("clothes", "covered_by")),
+    (("chair", "sitting_on"), ("towel", "covered_by")),
     (("bag", "have_it_on_the_back"), ("clothes", "wearing")),
 }
 
@@ -111,7 +113,12 @@ NATURAL_COVER = {
 def test_no_two_objects_share_one_spot_on_the_person():
     # 200 videos held 14 frames with a sofa over the bed or chair the person
     # was lying or sitting on before SHARED_SPOTS (one object per spot).
-    unnatural = hidden_by_objects(_short(200), share=0.5) - NATURAL_COVER
+    # Background furniture may stand in front of other background furniture (a cabinet before
+    # a fridge): a real occlusion away from the person, which this test is not about.
+    unnatural = {
+        pair for pair in hidden_by_objects(_short(200), share=0.5) - NATURAL_COVER
+        if not (pair[0][1] == pair[1][1] == "not_contacting")
+    }
     assert not unnatural, f"(hidden, hiding) object kinds, more than half covered: {sorted(unnatural)}"
 
 
