@@ -216,7 +216,10 @@ def ag_likeness(frames: pl.DataFrame, objects: pl.DataFrame) -> dict:
         "object_classes_present": classes_present,
         "frames_per_video": frames_per_video,
         "objects_per_frame": objects_per_frame,
-        "contacting_shares": {n: {"generated": g / total, "ag": AG_CONTACTING_SHARES[n]} for n, g in zip(names, generated, strict=True)},  # noqa: E501
+        "contacting_shares": {
+            name: {"generated": count / total, "ag": AG_CONTACTING_SHARES[name]}
+            for name, count in zip(names, generated, strict=True)
+        },
         "contacting_spearman": spearman,
         "passed": bool(
             classes_present >= MIN_OBJECT_CLASSES
