@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent environment setup: creates .venv/, installs torch (CPU), builds
+# Idempotent environment setup: creates .venv/, installs numpy and torch (CPU), builds
 # mmcv with its CPU ops, then installs this project. A second run is a no-op
 # apart from a quick check.
 #
@@ -43,7 +43,11 @@ start=$(date +%s)
 # setuptools <81 still ships pkg_resources, which mmcv's setup.py imports;
 # torch 2.13 needs >=77.
 "${PIP[@]}" "pip>=24" "setuptools>=77,<81" wheel
-# torch first and pinned to the CPU build: an unpinned torch pulls a
+# numpy before anything imports torch (the checks below, mmcv's build under
+# --no-build-isolation): torch imported without numpy prints "Failed to
+# initialize NumPy: No module named 'numpy'". Same pin as pyproject.toml.
+"${PIP[@]}" "numpy>=1.26"
+# torch next and pinned to the CPU build: an unpinned torch pulls a
 # multi-GB CUDA build.
 if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "[setup] installing torch (CPU)"
