@@ -27,12 +27,12 @@ import torch
 from support.tiny_detector import write_random_checkpoint, write_tiny_dataset
 
 from pipeline.detector.model import load_detector
-from pipeline.detector.train import default_checkpoint
 from pipeline.extraction.cache import RoiCache
 from pipeline.extraction.driver import extract_cache
 from pipeline.extraction.forward import FrameExtractor
+from pipeline.extraction.frame_loading import FrameDataset
 from pipeline.extraction.frame_records import load_frame_records
-from pipeline.extraction.frames import FrameDataset
+from pipeline.outputs import detector_checkpoint
 from pipeline.params import Params, load_params
 
 # Frames kept by the standard AG filters (train + test), see the AG spec notes.
@@ -116,7 +116,7 @@ def main() -> None:
         )
     else:
         print(f"data: {index_dir} / {root}")
-    checkpoint = default_checkpoint(params.detector)
+    checkpoint = detector_checkpoint(params.detector)
     if not checkpoint.is_file():
         checkpoint = write_random_checkpoint(params.detector.config, work / "random.pth")
         print(

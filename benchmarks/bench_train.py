@@ -70,14 +70,14 @@ def detector_seconds_per_frame(params: Params, max_frames: int) -> float | None:
     from support.tiny_detector import write_random_checkpoint
 
     from pipeline.detector.model import load_detector
-    from pipeline.detector.train import default_checkpoint
     from pipeline.extraction.frame_records import load_frame_records
+    from pipeline.outputs import detector_checkpoint
 
     index_dir, root = Path(params.dataset.index_dir), Path(params.dataset.root)
     if not (index_dir / "frames.parquet").is_file() or not (root / "frames").is_dir():
         print(f"   skipped: no frames under {root}")
         return None
-    checkpoint = default_checkpoint(params.detector)
+    checkpoint = detector_checkpoint(params.detector)
     try:
         detector = load_detector(params.detector.config, checkpoint)
     except DataError as err:  # no trained checkpoint (or one of another config): time random weights

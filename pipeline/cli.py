@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from pipeline.errors import one_line_errors
 from pipeline.evaluation.command import evaluate_command
+from pipeline.user_errors import one_line_errors
 
 app = typer.Typer(
     name="mosa",
@@ -264,7 +264,7 @@ def ablation_table(
 
 
 def _checked_mode(mode: str) -> str:
-    from pipeline.training.sources import MODES
+    from pipeline.constants import MODES
 
     if mode not in MODES:
         raise typer.BadParameter(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -300,7 +300,7 @@ def search(
     for hit in hits:
         typer.echo(hit.line())
     if sheet is not None:
-        from pipeline.viz.frames import save_png
+        from pipeline.viz.drawing import save_png
         from pipeline.viz.show import hits_sheet
 
         save_png(hits_sheet(settings.dataset.root, hits, index.table), sheet)
@@ -319,7 +319,7 @@ def show(
 ) -> None:
     """Draw a frame (boxes, predicted vs annotated triplets) or a video's predicate timeline as a PNG."""
     from pipeline.params import load_params
-    from pipeline.viz.frames import save_png
+    from pipeline.viz.drawing import save_png
     from pipeline.viz.show import is_video_key, read_mode_predictions, show_frame, show_video
 
     settings = load_params(params)
@@ -340,8 +340,8 @@ def predict(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Scene graphs for new footage: detector, features, motion and the trained SGDet head."""
-    from pipeline.footage import footage_video_name, predict_footage, summary_counts
     from pipeline.params import load_params
+    from pipeline.predict_footage import footage_video_name, predict_footage, summary_counts
 
     out = out or Path("predict") / footage_video_name(source).removesuffix(".mp4")
     summary = predict_footage(source, out, load_params(params), every=every, overlays=overlays, min_score=min_score)

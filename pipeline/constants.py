@@ -7,6 +7,15 @@ classes become 37 entries and ``person`` is 1. Predicate indices are global
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
+from pipeline.io import DataError
+
+# The three AG evaluation settings; params, the CLI, the stages and the
+# evaluator all check a mode against this one list.
+Mode = Literal["predcls", "sgcls", "sgdet"]
+MODES: tuple[str, ...] = get_args(Mode)
+
 OBJECT_CLASSES: tuple[str, ...] = (
     "__background__", "person", "bag", "bed", "blanket", "book", "box", "broom",
     "chair", "closet/cabinet", "clothes", "cup/glass/bottle", "dish", "door",
@@ -77,3 +86,10 @@ def readable_predicate(name: str) -> str:
 def readable_object(name: str) -> str:
     """'cup/glass/bottle' -> 'cup' (the first alternative)."""
     return name.split("/")[0]
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`MODES`, else a one-line error naming the choices."""
+    if mode not in MODES:
+        raise DataError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    return mode

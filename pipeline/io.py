@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import os
@@ -313,3 +314,12 @@ def safe_load_pickle(path: str | Path) -> Any:
         raise DataError(f"{path}: unsafe pickle, {err}; refusing to load it") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
         raise DataError(f"{path}: not a readable pickle ({type(err).__name__}: {err}); re-download the annotation file") from None
+
+
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks (checkpoints and caches are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()

@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import polars as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -46,18 +45,6 @@ from pipeline.constants import GROUPS, NUM_PREDICATES
 from pipeline.model.batch import RelationBatch
 from pipeline.model.mosa import RelationOutput
 from pipeline.params import LossParams
-
-
-def predicate_counts(relations: pl.DataFrame, split: str = "train") -> np.ndarray:
-    """[26] number of ground-truth triplets of each predicate in ``split`` (index relations table)."""
-    counts = (
-        relations.filter(pl.col("split") == split)
-        .group_by("predicate")
-        .len()
-    )
-    out = np.zeros(NUM_PREDICATES, dtype=np.int64)
-    out[counts["predicate"].to_numpy().astype(np.int64)] = counts["len"].to_numpy()
-    return out
 
 
 def category_weights(counts: np.ndarray | Tensor) -> Tensor:

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.constants import MODES, Mode
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -249,7 +251,7 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
-    modes: tuple[Literal["predcls", "sgcls", "sgdet"], ...] = ("predcls", "sgcls", "sgdet")
+    modes: tuple[Mode, ...] = MODES
     epochs: int = Field(20, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-2, ge=0.0)
@@ -291,9 +293,6 @@ class EvaluateParams(Section):
         if isinstance(value, (list, tuple)):
             return [("no" if item is False else item) for item in value]
         return value
-
-
-Mode = Literal["predcls", "sgcls", "sgdet"]
 
 
 class SearchParams(Section):

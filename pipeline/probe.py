@@ -36,7 +36,7 @@ from scipy.stats import spearmanr
 from pipeline.ag.at_hand import AT_HAND_PREDICATES, HAND_HELD, at_hand_pairs
 from pipeline.constants import OBJECT_CLASSES, OBJECT_INDEX, PREDICATE_INDEX, PREDICATES
 from pipeline.io import DataError, atomic_write_json, read_parquet
-from pipeline.motion.attributes import STILL_FRACTION
+from pipeline.motion.attributes import STILL_FRACTION, box_iou
 
 FOUR_ATTRIBUTES = ("distance", "velocity", "dx", "dy", "persistence", "direction_consistency")
 SINGLE_ATTRIBUTE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -75,14 +75,6 @@ def geometry_features(pairs: pl.DataFrame) -> pl.DataFrame:
     """Single-frame geometry of (object, person) boxes: needs x1..y2 and person_x1..person_y2."""
     pw = pl.col("person_x2") - pl.col("person_x1")
     ph = pl.col("person_y2") - pl.col("person_y1")
-    inter_w = (pl.min_horizontal("x2", "person_x2") - pl.max_horizontal("x1", "person_x1")).clip(
-        lower_bound=0
-    )
-    inter_h = (pl.min_horizontal("y2", "person_y2") - pl.max_horizontal("y1", "person_y1")).clip(
-        lower_bound=0
-    )
-    area_o = (pl.col("x2") - pl.col("x1")) * (pl.col("y2") - pl.col("y1"))
-    inter = inter_w * inter_h
     return pairs.select(
         offset_x=((pl.col("x1") + pl.col("x2")) - (pl.col("person_x1") + pl.col("person_x2")))
         / 2
@@ -92,7 +84,7 @@ def geometry_features(pairs: pl.DataFrame) -> pl.DataFrame:
         / ph,
         width_ratio=(pl.col("x2") - pl.col("x1")) / pw,
         height_ratio=(pl.col("y2") - pl.col("y1")) / ph,
-        iou=inter / (area_o + pw * ph - inter),
+        iou=box_iou(("x1", "y1", "x2", "y2"), ("person_x1", "person_y1", "person_x2", "person_y2")),
     )
 
 

@@ -2,9 +2,9 @@
 
 import sys
 
-from pipeline.errors import one_line_errors
 from pipeline.params import load_params
 from pipeline.training.mode_stage import run_evaluate_stage
+from pipeline.user_errors import one_line_errors
 
 
 @one_line_errors

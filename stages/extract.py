@@ -6,9 +6,9 @@ Also runs as ``torchrun --nproc_per_node N stages/extract.py [--params PATH]``
 
 import argparse
 
-from pipeline.errors import one_line_errors
 from pipeline.extraction.driver import run_extract_stage
 from pipeline.params import load_params
+from pipeline.user_errors import one_line_errors
 
 
 @one_line_errors

@@ -1,8 +1,8 @@
 """DVC stage: `mosa predict` on synthetic videos from an unseen seed -> reports/footage/ (the report's gallery)."""
 
-from pipeline.errors import one_line_errors
 from pipeline.params import load_params
-from pipeline.report.footage import run_footage_gallery_stage
+from pipeline.report.footage_gallery import run_footage_gallery_stage
+from pipeline.user_errors import one_line_errors
 
 
 @one_line_errors

@@ -1,8 +1,8 @@
 """DVC stage: Action Genome root -> features/index/ (Parquet tables + summary.json)."""
 
 from pipeline.ag.reader import run_index_stage
-from pipeline.errors import one_line_errors
 from pipeline.params import load_params
+from pipeline.user_errors import one_line_errors
 
 
 @one_line_errors

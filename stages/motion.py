@@ -1,8 +1,8 @@
 """DVC stage: features/index (+ the SGDet detections of features/roi when present) -> features/motion/motion.parquet."""
 
-from pipeline.errors import one_line_errors
 from pipeline.motion.table import run_motion_stage
 from pipeline.params import load_params
+from pipeline.user_errors import one_line_errors
 
 
 @one_line_errors

@@ -1,8 +1,8 @@
 """DVC stage: features/index + features/motion/motion.parquet -> metrics/probe.json (benchmark probes)."""
 
-from pipeline.errors import one_line_errors
 from pipeline.params import load_params
 from pipeline.probe import run_probe, summary_line
+from pipeline.user_errors import one_line_errors
 
 
 @one_line_errors

@@ -1,8 +1,8 @@
 """DVC stage: test-pair relation embeddings of the trained head -> faiss index, ids table, metrics/search.json."""
 
-from pipeline.errors import one_line_errors
 from pipeline.params import load_params
 from pipeline.search import run_search_index_stage
+from pipeline.user_errors import one_line_errors
 
 
 @one_line_errors

@@ -1,8 +1,8 @@
 """DVC stage: write the synthetic Action Genome root (skipped for a real AG root)."""
 
 from pipeline.ag.synth import write_synthetic_ag
-from pipeline.errors import one_line_errors
 from pipeline.params import load_params
+from pipeline.user_errors import one_line_errors
 
 
 @one_line_errors

@@ -1,8 +1,8 @@
 """DVC stage: prompt templates + frozen text encoder -> features/text/text.h5."""
 
-from pipeline.errors import one_line_errors
 from pipeline.params import load_params
 from pipeline.text.embed import run_text_stage
+from pipeline.user_errors import one_line_errors
 
 
 @one_line_errors

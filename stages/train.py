@@ -5,9 +5,9 @@ Also runs under ``torchrun`` (DDP, one rank per process).
 
 import sys
 
-from pipeline.errors import one_line_errors
 from pipeline.params import load_params
 from pipeline.training.mode_stage import run_train_stage
+from pipeline.user_errors import one_line_errors
 
 
 @one_line_errors

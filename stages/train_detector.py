@@ -4,8 +4,8 @@ Only writes its metrics file when ``detector.checkpoint`` is set.
 """
 
 from pipeline.detector.train import run_train_detector_stage
-from pipeline.errors import one_line_errors
 from pipeline.params import load_params
+from pipeline.user_errors import one_line_errors
 
 
 @one_line_errors

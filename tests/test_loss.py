@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from support.model_inputs import random_batch, random_spec
 
+from pipeline.ag.reader import predicate_counts
 from pipeline.loss import (
     RelationLoss,
     category_weights,
@@ -18,7 +19,6 @@ from pipeline.loss import (
     focal_binary_cross_entropy,
     focal_cross_entropy,
     multi_positive_cross_entropy,
-    predicate_counts,
 )
 from pipeline.model.mosa import MOSA
 from pipeline.params import LossParams, ModelParams

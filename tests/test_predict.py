@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.constants import PREDICATES
-from pipeline.footage import footage_video_name, predict_footage, stage_frames
 from pipeline.io import DataError
+from pipeline.predict_footage import footage_video_name, predict_footage, stage_frames
 
 
 @pytest.fixture(scope="module")

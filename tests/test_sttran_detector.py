@@ -358,7 +358,7 @@ def test_sttran_import_rejects_foreign_keys_in_one_line(world, tmp_path, change)
 
 
 def test_sttran_extraction_batches_never_mix_frame_sizes():
-    from pipeline.extraction.frames import frame_batches
+    from pipeline.extraction.frame_loading import frame_batches
 
     assert frame_batches(range(7), 3) == [[0, 1, 2], [3, 4, 5], [6]]
     sizes = [(480, 270)] * 2 + [(320, 240)] * 5

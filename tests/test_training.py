@@ -17,12 +17,13 @@ from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES, PREDICATES
 from pipeline.evaluation import read_predictions
 from pipeline.extraction.cache import RoiCache
 from pipeline.io import DataError
+from pipeline.outputs import output_paths
 from pipeline.params import Params
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training import trainer
 from pipeline.training.data import BoundedCache, VideoBatches
 from pipeline.training.matching import greedy_match
-from pipeline.training.mode_stage import evaluate_mode, open_mode, output_paths, train_mode
+from pipeline.training.mode_stage import evaluate_mode, open_mode, train_mode
 from pipeline.training.sources import CacheSource
 from pipeline.training.text import read_text_embeddings
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.constants import OBJECT_INDEX
 from pipeline.io import DataError
-from pipeline.viz.frames import (
+from pipeline.viz.drawing import (
     MIN_WIDTH,
     PALETTE,
     PANEL_WIDTH,

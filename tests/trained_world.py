@@ -18,9 +18,10 @@ import yaml
 from PIL import Image
 from support.training_caches import write_synthetic_caches
 
+from pipeline.outputs import live_dir, output_paths
 from pipeline.params import Params
-from pipeline.text.encoders import TextEncoder
-from pipeline.training.mode_stage import evaluate_mode, live_dir, output_paths, train_mode
+from pipeline.text.text_encoders import TextEncoder
+from pipeline.training.mode_stage import evaluate_mode, train_mode
 
 PARAPHRASES = Path(__file__).parent / "data" / "search_paraphrases.yaml"
 

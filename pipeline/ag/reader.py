@@ -36,7 +36,7 @@ from pipeline.ag.validate import (
     frame_structure_problems,
     person_boxes,
 )
-from pipeline.constants import ATTENTION, CONTACTING, GROUPS, SPATIAL
+from pipeline.constants import ATTENTION, CONTACTING, GROUPS, NUM_PREDICATES, SPATIAL
 from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet, safe_load_pickle
 from pipeline.params import DatasetParams
 
@@ -359,3 +359,15 @@ def run_index_stage(dataset: DatasetParams) -> dict:
     for split in ("train", "val", "test"):
         print(f"{split}: " + ", ".join(f"{k}={v}" for k, v in summary[split].items()))
     return summary
+
+
+def predicate_counts(relations: pl.DataFrame, split: str = "train") -> np.ndarray:
+    """[26] number of ground-truth triplets of each predicate in ``split`` (index relations table)."""
+    counts = (
+        relations.filter(pl.col("split") == split)
+        .group_by("predicate")
+        .len()
+    )
+    out = np.zeros(NUM_PREDICATES, dtype=np.int64)
+    out[counts["predicate"].to_numpy().astype(np.int64)] = counts["len"].to_numpy()
+    return out

@@ -36,9 +36,9 @@ import torch
 
 from pipeline.detector.weights import extract_state_dict, key_mismatch, read_checkpoint
 from pipeline.io import DataError, atomic_path
+from pipeline.outputs import IMPORTED_STTRAN_DETECTOR_NAME
 
 STTRAN_CONFIG = "configs/detector/faster_rcnn_r101_c4_sttran_ag.py"
-CHECKPOINT_NAME = "faster_rcnn_ag_mmdet.pth"
 
 KEY_PREFIXES = (
     ("RCNN_base.0.", "backbone.conv1."),
@@ -132,7 +132,8 @@ def import_sttran(
     The result is loaded strictly into the model of ``config_path`` before it
     is written, so a file that converts also runs.
     """
-    from pipeline.detector.model import build_model, file_sha256, load_config
+    from pipeline.detector.model import build_model, load_config
+    from pipeline.io import sha256_file
 
     source = str(checkpoint_path)
     checkpoint = read_checkpoint(checkpoint_path)
@@ -148,11 +149,11 @@ def import_sttran(
     model = build_model(load_config(config_path))
     converted = check_against_model(convert_state_dict(state, source), model.state_dict(), source)
     model.load_state_dict(converted, strict=True)
-    out_path = Path(out_dir) / CHECKPOINT_NAME
+    out_path = Path(out_dir) / IMPORTED_STTRAN_DETECTOR_NAME
     out_path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "converted_from": "jwyang faster-rcnn.pytorch (STTran faster_rcnn_ag.pth)",
-        "source_sha256": file_sha256(checkpoint_path),
+        "source_sha256": sha256_file(checkpoint_path),
         "config": str(config_path),
     }
     with atomic_path(out_path, suffix=".pth") as tmp:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from pipeline.constants import NUM_OBJECT_CLASSES, OBJECT_CLASSES, OBJECT_INDEX, RAW_OBJECT_FIXES
-from pipeline.io import DataError
+from pipeline.io import DataError, sha256_file
 
 
 def register_mmdet() -> None:
@@ -49,14 +49,6 @@ def load_config(path: str | Path):
 def config_sha256(cfg) -> str:
     """Hash of the fully resolved config (``_base_`` files included)."""
     return hashlib.sha256(cfg.pretty_text.encode()).hexdigest()
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _bbox_head_cfg(cfg):
@@ -228,7 +220,7 @@ def load_detector(
         cfg=cfg,
         ag_labels=ag_labels,
         config_sha256=config_sha256(cfg),
-        checkpoint_sha256=file_sha256(checkpoint_path),
+        checkpoint_sha256=sha256_file(checkpoint_path),
         config_path=str(config_path),
         checkpoint_path=str(checkpoint_path),
     )

@@ -29,18 +29,8 @@ from pipeline.detector.model import (
 )
 from pipeline.detector.weights import save_checkpoint
 from pipeline.io import DataError, atomic_write_json
+from pipeline.outputs import TRAINED_DETECTOR_NAME
 from pipeline.params import DetectorParams
-
-CHECKPOINT_NAME = "detector.pth"
-
-
-def default_checkpoint(detector: DetectorParams) -> Path:
-    """The checkpoint extraction uses: the user's, or the one the train_detector stage writes."""
-    return (
-        Path(detector.checkpoint)
-        if detector.checkpoint
-        else Path(detector.work_dir) / CHECKPOINT_NAME
-    )
 
 
 def coco_annotations(frames: pl.DataFrame, objects: pl.DataFrame, cfg) -> dict:
@@ -198,7 +188,7 @@ def train_detector(
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
     save_checkpoint(
         model,
-        work_dir / CHECKPOINT_NAME,
+        work_dir / TRAINED_DETECTOR_NAME,
         meta={
             "config_sha256": config_sha256(cfg),
             "classes": list(config_class_names(cfg)),

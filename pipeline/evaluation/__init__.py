@@ -8,16 +8,16 @@ Typical use::
     results["with"].metrics()  # {"R@10": ..., "mR@10": ...} in percent
 """
 
+from pipeline.boxes import rowwise_iou
+from pipeline.constants import MODES
 from pipeline.evaluation.evaluator import (
     CONSTRAINTS,
     RECALL_KS,
     ConstraintResult,
     evaluate,
-    rowwise_iou,
 )
 from pipeline.evaluation.from_files import evaluate_predictions_file, load_ground_truth
 from pipeline.evaluation.ground_truth import (
-    MODES,
     GroundTruth,
     build_ground_truth,
     drop_small_objects,
@@ -33,7 +33,7 @@ from pipeline.evaluation.predictions import (
     validate_predictions,
     write_predictions,
 )
-from pipeline.evaluation.report import format_table, per_predicate_records, results_json
+from pipeline.evaluation.result_formats import format_table, per_predicate_records, results_json
 
 __all__ = [
     "CONSTRAINTS",

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.errors import one_line_errors
+from pipeline.user_errors import one_line_errors
 
 CONSTRAINT_CHOICES = ("with", "semi", "no", "all")
 
@@ -26,9 +26,9 @@ def evaluate_command(
     ),
 ) -> None:
     """Evaluate a predictions file: R@10/20/50/100 and mR@K for the with/semi/no constraints."""
+    from pipeline.constants import MODES
     from pipeline.evaluation.from_files import evaluate_predictions_file, load_ground_truth
-    from pipeline.evaluation.ground_truth import MODES
-    from pipeline.evaluation.report import format_table, results_json
+    from pipeline.evaluation.result_formats import format_table, results_json
     from pipeline.io import atomic_write_json
     from pipeline.params import Params, load_params
 

@@ -72,6 +72,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.boxes import rowwise_iou
 from pipeline.constants import ATTENTION, CONTACTING, NUM_OBJECT_CLASSES, NUM_PREDICATES, SPATIAL
 from pipeline.evaluation.ground_truth import GroundTruth
 from pipeline.evaluation.predictions import AlignedPredictions
@@ -123,25 +124,6 @@ class ConstraintResult:
 
 
 # --------------------------------------------------------------------------- geometry
-
-
-def rowwise_iou(gt_boxes: np.ndarray, pred_boxes: np.ndarray, legacy_plus_one: bool = True) -> np.ndarray:
-    """IoU of row ``i`` of ``gt_boxes`` with row ``i`` of ``pred_boxes`` (xyxy).
-
-    Same operations in the same order as the reference's ``bbox_overlaps``
-    (ground truth first), so values equal to the last bit: widths are
-    ``x2 - x1 + 1`` with the legacy convention, and boxes that do not overlap
-    get exactly 0.
-    """
-    one = 1.0 if legacy_plus_one else 0.0
-    g, p = gt_boxes, pred_boxes
-    iw = np.minimum(g[:, 2], p[:, 2]) - np.maximum(g[:, 0], p[:, 0]) + one
-    ih = np.minimum(g[:, 3], p[:, 3]) - np.maximum(g[:, 1], p[:, 1]) + one
-    overlap = (iw > 0) & (ih > 0)
-    inter = iw * ih
-    union = (g[:, 2] - g[:, 0] + one) * (g[:, 3] - g[:, 1] + one) + (p[:, 2] - p[:, 0] + one) * (p[:, 3] - p[:, 1] + one) - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(overlap, inter / np.where(overlap, union, 1.0), 0.0)
 
 
 # --------------------------------------------------------------------------- segments
@@ -473,5 +455,4 @@ __all__ = [
     "RECALL_KS",
     "ConstraintResult",
     "evaluate",
-    "rowwise_iou",
 ]

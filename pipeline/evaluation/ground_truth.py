@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipeline.constants import PERSON_INDEX
+from pipeline.constants import PERSON_INDEX, check_mode
 from pipeline.io import DataError
 
 PERSON_BOX = ["person_x1", "person_y1", "person_x2", "person_y2"]
@@ -140,17 +140,12 @@ def build_ground_truth(frames: pl.DataFrame, objects: pl.DataFrame, split: str |
     )
 
 
-MODES = ("predcls", "sgcls", "sgdet")
-
-
 def ground_truth_for_mode(frames: pl.DataFrame, objects: pl.DataFrame, split: str, mode: str) -> GroundTruth:
     """Ground truth of ``split`` as ``mode`` is evaluated, from an unfiltered index.
 
     SGCls and SGDet use the small-box filter. Filtering after the split is
     assigned keeps the validation videos the same in every mode.
     """
-    if mode not in MODES:
-        raise DataError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode != "predcls":
+    if check_mode(mode) != "predcls":
         frames, objects = drop_small_objects(frames, objects)
     return build_ground_truth(frames, objects, split)

@@ -19,8 +19,8 @@ import numpy as np
 import polars as pl
 
 from pipeline.ag.at_hand import AT_HAND_PREDICATES, at_hand_pairs
+from pipeline.boxes import rowwise_iou
 from pipeline.constants import CONTACTING, PREDICATE_INDEX
-from pipeline.evaluation.evaluator import rowwise_iou
 
 MISSED = "missed"
 

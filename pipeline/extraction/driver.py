@@ -1,7 +1,7 @@
 """Run the detector once over every indexed frame and write the ROI cache: the ``extract`` stage.
 
 The driver plans shards (:mod:`pipeline.extraction.shards`), skips those a
-previous run finished, decodes frames ahead (:mod:`pipeline.extraction.frames`),
+previous run finished, decodes frames ahead (:mod:`pipeline.extraction.frame_loading`),
 runs the forward pass (:mod:`pipeline.extraction.forward`) and writes each
 shard when its last frame is done, so a SIGKILL at any moment followed by a
 rerun gives the same cache as an uninterrupted run. Under ``torchrun`` rank
@@ -24,8 +24,8 @@ from pipeline.detector.model import Detector
 from pipeline.distributed import process_group
 from pipeline.extraction import cache
 from pipeline.extraction.forward import FrameExtractor
+from pipeline.extraction.frame_loading import iterate_batches
 from pipeline.extraction.frame_records import FrameRecord, load_frame_records
-from pipeline.extraction.frames import iterate_batches
 from pipeline.extraction.shards import (
     Shard,
     assemble_video,
@@ -192,11 +192,11 @@ def extract_with_detector(
 
 def run_extract_stage(params: Params) -> dict | None:
     """The ``extract`` stage: the configured detector over every indexed frame -> ``extract.out_dir``."""
-    from pipeline.detector.train import default_checkpoint
+    from pipeline.outputs import detector_checkpoint
 
     metrics = extract_with_detector(
         config_path=params.detector.config,
-        checkpoint_path=str(default_checkpoint(params.detector)),
+        checkpoint_path=str(detector_checkpoint(params.detector)),
         index_dir=params.dataset.index_dir,
         dataset_root=params.dataset.root,
         extract=params.extract,

@@ -20,11 +20,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.detector.model import Detector, file_sha256
+from pipeline.detector.model import Detector
 from pipeline.extraction import cache
 from pipeline.extraction.forward import FrameResult, feature_layer
 from pipeline.extraction.frame_records import FrameRecord
-from pipeline.io import DataError, atomic_path, atomic_write_json
+from pipeline.io import DataError, atomic_path, atomic_write_json, sha256_file
 from pipeline.params import DetectionPostprocessParams, ExtractParams
 
 
@@ -149,7 +149,7 @@ def shard_is_complete(parts_dir: Path, shard: Shard) -> bool:
         or path.stat().st_size != info.get("bytes")
     ):
         return False
-    return file_sha256(path) == info.get("sha256")
+    return sha256_file(path) == info.get("sha256")
 
 
 def write_shard(
@@ -174,7 +174,7 @@ def write_shard(
         {
             "key": shard.key,
             "bytes": path.stat().st_size,
-            "sha256": file_sha256(path),
+            "sha256": sha256_file(path),
             "videos": shard.videos,
         },
     )

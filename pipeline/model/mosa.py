@@ -29,10 +29,10 @@ from torch import Tensor, nn
 from pipeline.constants import GROUPS, NUM_OBJECT_CLASSES, PERSON_INDEX
 from pipeline.model.asm import ActionSemanticMatching
 from pipeline.model.batch import RelationBatch
-from pipeline.model.encoders import SpatialEncoder, TemporalDecoder
 from pipeline.model.heads import ObjectClassifier, RelationHeads
 from pipeline.model.mfe import MotionFeatureExtractor
 from pipeline.model.mim import MotionInteraction
+from pipeline.model.sttran_encoders import SpatialEncoder, TemporalDecoder
 from pipeline.model.tokens import LabelEmbedding, RelationTokenBuilder
 from pipeline.params import ModelParams
 

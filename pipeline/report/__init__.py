@@ -1,5 +1,5 @@
 """Static, self-contained HTML report of a pipeline run (metrics, long tail, curves, ablations, gallery)."""
 
-from pipeline.report.build import build_report, run_report_stage
+from pipeline.report.page import build_report, run_report_stage
 
 __all__ = ["build_report", "run_report_stage"]

@@ -1,12 +1,12 @@
 """Relation search: a faiss index over the ASM-aligned relation embeddings of the test pairs."""
 
-from pipeline.search.build import run_search_index_stage
 from pipeline.search.index import (
     RelationIndex,
     build_faiss_index,
     choose_index_type,
     read_relation_index,
 )
+from pipeline.search.index_stage import run_search_index_stage
 from pipeline.search.query import Hit, search_like, search_relation
 
 __all__ = [

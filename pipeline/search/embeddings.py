@@ -7,7 +7,7 @@ encoded by the text stage's encoder therefore land in the same space.
 
 The evaluate stage already runs the head over the test split once and keeps
 each predictions row's embedding beside the predictions file
-(:func:`pipeline.training.mode_stage.output_paths`); the search stage reads
+(:func:`pipeline.outputs.output_paths`); the search stage reads
 those two files instead of running the model a second time.
 """
 
@@ -21,8 +21,8 @@ import polars as pl
 from pipeline.ag.reader import read_index
 from pipeline.evaluation.predictions import load_predictions
 from pipeline.io import DataError
+from pipeline.outputs import output_paths
 from pipeline.params import Params
-from pipeline.training.mode_stage import output_paths
 from pipeline.viz.triplets import ground_truth_predicates
 
 

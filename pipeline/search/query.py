@@ -11,7 +11,7 @@ from pipeline.constants import OBJECT_CLASSES, OBJECT_INDEX, readable_object
 from pipeline.io import DataError
 from pipeline.params import TextParams
 from pipeline.search.index import RelationIndex
-from pipeline.text.encoders import TextEncoder
+from pipeline.text.text_encoders import TextEncoder
 from pipeline.viz.triplets import Triplet, object_name, predicted_triplets
 
 
@@ -32,7 +32,7 @@ class Hit:
 def encode_texts(texts: list[str], text: TextParams, expected: dict, encoder: TextEncoder | None = None) -> np.ndarray:
     """Unit query vectors from the text stage's encoder (or ``encoder``); refuse one other than the index's."""
     from pipeline.text.embed import embed_texts
-    from pipeline.text.encoders import build_encoder
+    from pipeline.text.text_encoders import build_encoder
 
     if encoder is None and expected.get("encoder") not in (None, text.encoder):
         raise DataError(

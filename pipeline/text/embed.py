@@ -39,9 +39,9 @@ import numpy as np
 from pipeline.constants import OBJECT_CLASSES, PREDICATES
 from pipeline.io import atomic_path
 from pipeline.params import TextParams
-from pipeline.text.encoders import TextEncoder, build_encoder
 from pipeline.text.geometry import prompt_geometry
 from pipeline.text.prompts import class_name_texts, pair_prompts, predicate_prompts
+from pipeline.text.text_encoders import TextEncoder, build_encoder
 
 FORMAT_VERSION = 1
 

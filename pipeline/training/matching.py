@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[A, B] IoU of xyxy boxes (continuous coordinates)."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(bottom_right - top_left, 0.0, None).prod(axis=2)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(axis=1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0.0, None).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+from pipeline.boxes import pairwise_iou
 
 
 def greedy_match(detections: np.ndarray, truths: np.ndarray, threshold: float) -> np.ndarray:
@@ -25,7 +16,7 @@ def greedy_match(detections: np.ndarray, truths: np.ndarray, threshold: float) -
     match = np.full(len(detections), -1, dtype=np.int64)
     if len(detections) == 0 or len(truths) == 0:
         return match
-    iou = iou_matrix(detections, truths)
+    iou = pairwise_iou(detections, truths)
     det_idx, gt_idx = np.nonzero(iou >= threshold)
     order = np.lexsort((gt_idx, det_idx, -iou[det_idx, gt_idx]))
     used_gt: set[int] = set()

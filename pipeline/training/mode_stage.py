@@ -1,18 +1,10 @@
 """Train and evaluate one mode from the caches: what the train and evaluate stages call.
 
-Outputs per mode, under ``train.out_dir/<mode>/``:
-
-* ``model.pt`` (selected on validation), ``checkpoint/last.pt`` (resume);
-* ``dvclive/<mode>/``: per-epoch losses and validation R@20/mR@20;
-* ``predictions/<mode>.parquet``, ``predictions/<mode>_relation_embeddings.npy``
-  (ASM's text-space embedding of each predictions row, read by the search
-  stage so it does not run the head again), ``metrics/<mode>.json`` and
-  ``plots/predicate_recall/<mode>.csv`` (evaluate).
+What each stage writes, and where, is listed in :mod:`pipeline.outputs`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -22,8 +14,8 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipeline.ag.reader import read_index
-from pipeline.constants import GROUPS, PREDICATES
+from pipeline.ag.reader import predicate_counts, read_index
+from pipeline.constants import GROUPS, PREDICATES, check_mode
 from pipeline.distributed import SINGLE_PROCESS, Ranks, process_group
 from pipeline.evaluation import (
     align_predictions,
@@ -31,10 +23,10 @@ from pipeline.evaluation import (
     validate_predictions,
     write_predictions,
 )
-from pipeline.evaluation.ground_truth import MODES, GroundTruth, ground_truth_for_mode
+from pipeline.evaluation.ground_truth import GroundTruth, ground_truth_for_mode
 from pipeline.evaluation.held_out import held_out_combinations, held_out_recall
 from pipeline.evaluation.motion import motion_metrics
-from pipeline.evaluation.report import per_predicate
+from pipeline.evaluation.result_formats import per_predicate
 from pipeline.extraction.cache import RoiCache
 from pipeline.io import (
     DataError,
@@ -42,11 +34,13 @@ from pipeline.io import (
     atomic_write_json,
     disk_full_as_error,
     read_parquet,
+    sha256_file,
     tree_size,
 )
-from pipeline.loss import RelationLoss, predicate_counts
+from pipeline.loss import RelationLoss
 from pipeline.model.mosa import MOSA, FeatureSpec
 from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES
+from pipeline.outputs import RECALL_K, OutputPaths, head_model_path, live_dir, output_paths
 from pipeline.params import RUN_ONLY_KEYS, Params
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.calibration import calibrate
@@ -55,42 +49,7 @@ from pipeline.training.inference import predict_tables
 from pipeline.training.pack import PACK_SPLITS, PackedSource, pack_path, reusable, write_split
 from pipeline.training.sources import CacheSource
 from pipeline.training.text import read_text_embeddings
-from pipeline.training.trainer import SELECTION_METRIC, FitResult, fit, resumable
-
-VALIDATION_K = 20
-
-
-@dataclass(frozen=True)
-class OutputPaths:
-    """Where the evaluate stage writes; dvc.yaml declares the same paths."""
-
-    predictions: Path
-    relation_embeddings: Path
-    metrics: Path
-    predicate_recall: Path
-
-
-def output_paths(mode: str, root: Path = Path(".")) -> OutputPaths:
-    """The evaluate stage's outputs for ``mode``, relative to the project root ``root``."""
-    return OutputPaths(
-        predictions=root / "predictions" / f"{mode}.parquet",
-        relation_embeddings=root / "predictions" / f"{mode}_relation_embeddings.npy",
-        metrics=root / "metrics" / f"{mode}.json",
-        predicate_recall=root / "plots" / "predicate_recall" / f"{mode}.csv",
-    )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def live_dir(mode: str) -> Path:
-    """dvclive folder of a mode's training curves (declared in dvc.yaml)."""
-    return Path("dvclive") / mode
+from pipeline.training.trainer import FitResult, fit, resumable
 
 
 @dataclass
@@ -218,8 +177,8 @@ def make_validator(data: ModeData, params: Params):
 
     def validate(table: pl.DataFrame) -> dict[str, float]:
         aligned = align_predictions(validate_predictions(table, f"{data.mode} validation predictions"), truth)
-        result = evaluate(truth, aligned, params.evaluate, constraints=("with",), ks=(VALIDATION_K,))["with"]
-        return {f"R@{VALIDATION_K}": 100 * result.recall(VALIDATION_K), f"mR@{VALIDATION_K}": 100 * result.mean_recall(VALIDATION_K)}
+        result = evaluate(truth, aligned, params.evaluate, constraints=("with",), ks=(RECALL_K,))["with"]
+        return {f"R@{RECALL_K}": 100 * result.recall(RECALL_K), f"mR@{RECALL_K}": 100 * result.mean_recall(RECALL_K)}
 
     return validate
 
@@ -294,7 +253,7 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
                     make_validator(data, params), mode, out_dir, run_fingerprint, settings, live, ranks,
                 )  # fmt: skip
                 if params.train.calibrate and ranks.is_main:
-                    result.calibration = calibrate_kept_model(model, out_dir / "model.pt", data.batches(params, "val"))
+                    result.calibration = calibrate_kept_model(model, head_model_path(params.train.out_dir, mode), data.batches(params, "val"))
                 return result
         finally:
             if live is not None:
@@ -314,7 +273,7 @@ def calibrate_kept_model(model: MOSA, path: Path, val_batches: VideoBatches) -> 
 
 
 def load_trained(params: Params, data: ModeData) -> MOSA:
-    path = Path(params.train.out_dir) / data.mode / "model.pt"
+    path = head_model_path(params.train.out_dir, data.mode)
     state = checkpoint.load(path)
     if state.get("settings") != run_settings(params, data.mode):
         raise DataError(f"{path}: trained with other settings than params.yaml; rerun the train stage")
@@ -355,7 +314,7 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
     test_objects = data.index_objects.filter(pl.col("split") == "test")
     metrics["motion"] = motion_metrics(table, test_objects, params.evaluate.iou_threshold, params.evaluate.legacy_plus_one)
     metrics["predicate_recall"] = {
-        constraint: {name: entry[f"R@{VALIDATION_K}"] for name, entry in by_name.items()}
+        constraint: {name: entry[f"R@{RECALL_K}"] for name, entry in by_name.items()}
         for constraint, by_name in recall.items()
     }
     held_out = held_out_combinations(data.relations)
@@ -371,7 +330,7 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
                 "predicate": name,
                 "group": first[name]["group"],
                 "gt_count": first[name]["gt_count"],
-                **{f"{c}_R@{VALIDATION_K}": recall[c][name][f"R@{VALIDATION_K}"] for c in recall},
+                **{f"{c}_R@{RECALL_K}": recall[c][name][f"R@{RECALL_K}"] for c in recall},
             }
             for name in PREDICATES
         ]
@@ -384,16 +343,16 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
 def asm_alone_metrics(table: pl.DataFrame, truth: GroundTruth, held_out: pl.DataFrame, params: Params) -> dict:
     """R@20 / mR@20 with constraint and the held-out recall of the ASM-alone predictions (percent)."""
     aligned = align_predictions(validate_predictions(table, "ASM-alone predictions"), truth)
-    result = evaluate(truth, aligned, params.evaluate, constraints=("with",), ks=(VALIDATION_K,))["with"]
+    result = evaluate(truth, aligned, params.evaluate, constraints=("with",), ks=(RECALL_K,))["with"]
     return {
-        "with": {f"R@{VALIDATION_K}": 100 * result.recall(VALIDATION_K), f"mR@{VALIDATION_K}": 100 * result.mean_recall(VALIDATION_K)},
+        "with": {f"R@{RECALL_K}": 100 * result.recall(RECALL_K), f"mR@{RECALL_K}": 100 * result.mean_recall(RECALL_K)},
         "held_out": held_out_recall(table, truth, held_out, params.evaluate),
     }
 
 
 def run_train_stage(params: Params, mode: str) -> FitResult:
     """The ``train@<mode>`` stage (also under ``torchrun``): train, log the selected epoch on rank 0."""
-    result = train_mode(params, checked_mode(mode), live_dir=live_dir(mode))
+    result = train_mode(params, check_mode(mode), live_dir=live_dir(mode))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns the same result
         best = ", ".join(f"{k} {v:.2f}" for k, v in result.best_validation.items())
         print(f"{mode}: selected epoch {result.best_epoch + 1} (validation {best})")
@@ -407,7 +366,7 @@ def run_train_stage(params: Params, mode: str) -> FitResult:
 
 def run_evaluate_stage(params: Params, mode: str) -> dict:
     """The ``evaluate@<mode>`` stage: test predictions, embeddings, AG metrics, per-predicate recall."""
-    metrics = evaluate_mode(params, checked_mode(mode), output_paths(mode))
+    metrics = evaluate_mode(params, check_mode(mode), output_paths(mode))
     for constraint in params.evaluate.constraints:
         print(f"{mode} {constraint}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics[constraint].items()))
     macro = metrics["motion"]["motion_macro_recall"]
@@ -423,16 +382,10 @@ def run_evaluate_stage(params: Params, mode: str) -> dict:
 
 def run_pack_stage(params: Params, mode: str) -> dict:
     """The ``pack@<mode>`` stage: the mode's train/val packs, keeping complete, intact ones."""
-    summary = pack_mode(params, checked_mode(mode))
+    summary = pack_mode(params, check_mode(mode))
     for split, counts in summary.items():
         print(f"{mode} {split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return summary
 
 
-def checked_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise DataError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return mode
-
-
-__all__ = ["SELECTION_METRIC", "ModeData", "pack_mode", "run_pack_stage", "OutputPaths", "evaluate_mode", "live_dir", "output_paths", "load_trained", "make_validator", "open_mode", "train_mode"]
+__all__ = ["ModeData", "pack_mode", "run_pack_stage", "evaluate_mode", "load_trained", "make_validator", "open_mode", "train_mode"]

@@ -43,12 +43,12 @@ import torch
 import yaml
 
 from pipeline.ag.at_hand import AT_HAND_PREDICATES
+from pipeline.ag.reader import predicate_counts
 from pipeline.evaluation import align_predictions, evaluate, validate_predictions
 from pipeline.evaluation.ground_truth import ground_truth_for_mode
 from pipeline.evaluation.held_out import held_out_combinations, held_out_recall
 from pipeline.evaluation.motion import at_hand_predictions, motion_metrics
 from pipeline.io import DataError, atomic_write_json, atomic_write_text
-from pipeline.loss import predicate_counts
 from pipeline.params import Params, parse_params
 from pipeline.training.ablation import Variant, apply_overrides
 from pipeline.training.inference import predict

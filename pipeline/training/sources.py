@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipeline.constants import CONTACTING, NUM_OBJECT_CLASSES, PERSON_INDEX, SPATIAL
-from pipeline.evaluation.ground_truth import MODES, drop_small_objects
+from pipeline.boxes import pairwise_iou
+from pipeline.constants import CONTACTING, NUM_OBJECT_CLASSES, PERSON_INDEX, SPATIAL, check_mode
+from pipeline.evaluation.ground_truth import drop_small_objects
 from pipeline.extraction.cache import RoiCache, top_person_rows
 from pipeline.io import DataError
 from pipeline.motion.attributes import BASE_ATTRIBUTES, EXTRA_ATTRIBUTES
 from pipeline.training.data import VideoPairs
-from pipeline.training.matching import greedy_match, iou_matrix
+from pipeline.training.matching import greedy_match
 
 OBJECT_BOX = ["x1", "y1", "x2", "y2"]
 PERSON_BOX = ["person_x1", "person_y1", "person_x2", "person_y2"]
@@ -46,9 +47,7 @@ def mode_view(frames: pl.DataFrame, objects: pl.DataFrame, mode: str) -> tuple[p
     An index without any annotated object (new footage, ``mosa predict``) has
     nothing to filter by; SGDet keeps all its frames.
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-    if mode == "predcls" or (mode == "sgdet" and objects.is_empty()):
+    if check_mode(mode) == "predcls" or (mode == "sgdet" and objects.is_empty()):
         return frames, objects
     return drop_small_objects(frames, objects)
 
@@ -288,7 +287,7 @@ class CacheSource:
             if truths is None:
                 continue
             # A pair is only as right as its subject: the person must be found too.
-            person_iou = iou_matrix(pairs["subject_box"][members[:1]], person_boxes[f : f + 1])[0, 0]
+            person_iou = pairwise_iou(pairs["subject_box"][members[:1]], person_boxes[f : f + 1])[0, 0]
             if person_iou < self.match_iou:
                 continue
             match = greedy_match(pairs["object_box"][members], truths.select(OBJECT_BOX).to_numpy(), self.match_iou)

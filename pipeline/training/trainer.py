@@ -50,13 +50,13 @@ from pipeline.distributed import (
 )
 from pipeline.loss import RelationLoss
 from pipeline.model.mosa import MOSA
+from pipeline.outputs import HEAD_MODEL_NAME, SELECTION_METRIC
 from pipeline.params import TrainParams
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.data import VideoBatches, to_device
 from pipeline.training.inference import predict
 
 # The validation metric that selects the model under ``selection: best`` (and drives the ``plateau`` schedule).
-SELECTION_METRIC = "R@20"
 
 Validator = Callable[[pl.DataFrame], dict[str, float]]
 
@@ -182,7 +182,7 @@ def validate_on_ranks(
 
 def resumable(out_dir: Path, run_fingerprint: str) -> bool:
     """True when ``out_dir`` holds a last checkpoint of this very run (same settings and inputs)."""
-    last_path, best_path = out_dir / "checkpoint" / "last.pt", out_dir / "model.pt"
+    last_path, best_path = out_dir / "checkpoint" / "last.pt", out_dir / HEAD_MODEL_NAME
     if not (last_path.is_file() and best_path.is_file()):
         return False
     return checkpoint.load(last_path).get("fingerprint") == run_fingerprint
@@ -231,7 +231,7 @@ def fit(
     )
     steps_per_epoch = len(train_batches)
     last_path = out_dir / "checkpoint" / "last.pt"
-    best_path = out_dir / "model.pt"
+    best_path = out_dir / HEAD_MODEL_NAME
     result = FitResult(best_epoch=-1, best_validation={SELECTION_METRIC: -math.inf})
 
     # A run killed while saving leaves a hidden temp file; out_dir is a

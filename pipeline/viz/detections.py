@@ -22,25 +22,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from pipeline.boxes import pairwise_iou
+
 MIN_OBJECT_SCORE = 0.3
 NMS_IOU = 0.5
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(
-        boxes[..., 3] - boxes[..., 1], 0, None
-    )
-
-
-def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box with each row of ``others`` (0 where both are empty)."""
-    x1 = np.maximum(box[0], others[:, 0])
-    y1 = np.maximum(box[1], others[:, 1])
-    x2 = np.minimum(box[2], others[:, 2])
-    y2 = np.minimum(box[3], others[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = _area(box) + _area(others) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def class_aware_nms(
@@ -51,7 +36,7 @@ def class_aware_nms(
     kept: list[int] = []
     for i in order:
         same = [j for j in kept if labels[j] == labels[i]]
-        if not same or _iou(boxes[i], boxes[same]).max() <= iou:
+        if not same or pairwise_iou(boxes[i][None], boxes[same])[0].max() <= iou:
             kept.append(int(i))
     return np.array(kept, dtype=np.int64)
 

@@ -12,12 +12,12 @@ from pipeline.ag.reader import read_index
 from pipeline.io import DataError
 from pipeline.params import Params
 from pipeline.viz.detections import MIN_OBJECT_SCORE, shown_pairs
-from pipeline.viz.frames import contact_sheet, draw_pairs, load_frame, render_frame
+from pipeline.viz.drawing import contact_sheet, draw_pairs, load_frame, render_frame
 from pipeline.viz.timeline import render_timeline
 
 
 def predictions_path(mode: str) -> Path:
-    from pipeline.training.mode_stage import output_paths
+    from pipeline.outputs import output_paths
 
     return output_paths(mode).predictions
 

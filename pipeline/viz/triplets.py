@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from pipeline.boxes import rowwise_iou
 from pipeline.constants import (
     GROUPS,
     OBJECT_CLASSES,
@@ -21,7 +22,6 @@ from pipeline.constants import (
     readable_object,
     readable_predicate,
 )
-from pipeline.evaluation.evaluator import rowwise_iou
 
 # A pair whose object box overlaps a same-class annotated box this much takes its labels.
 GT_MATCH_IOU = 0.5

@@ -25,8 +25,9 @@ from pipeline.ag.reader import build_ag_index, read_index, write_index
 from pipeline.detector.model import load_detector
 from pipeline.io import DataError
 from pipeline.motion import run_motion_stage
+from pipeline.outputs import output_paths
 from pipeline.params import Params
-from pipeline.training.mode_stage import evaluate_mode, open_mode, output_paths, train_mode
+from pipeline.training.mode_stage import evaluate_mode, open_mode, train_mode
 
 KEY = "BOXES.mp4/000002.png"
 

@@ -206,7 +206,7 @@ def test_other_errors_are_not_mistaken_for_a_full_disk(tmp_path):
 
 def test_a_library_writing_on_its_own_still_gets_one_line(capsys):
     """dvclive and friends write outside pipeline.io: the command wrapper catches their ENOSPC only."""
-    from pipeline.errors import one_line_errors
+    from pipeline.user_errors import one_line_errors
 
     @one_line_errors
     def stage(err):
@@ -251,7 +251,7 @@ def test_evaluate_json_on_a_full_disk(disk, tmp_path):
 
 def test_copying_footage_frames_to_a_full_disk_is_not_called_a_bad_frame(disk, tmp_path):
     """``mosa predict`` stages the footage first; a full disk there is a full disk, not an unreadable frame."""
-    from pipeline.footage import stage_frames
+    from pipeline.predict_footage import stage_frames
 
     source = tmp_path / "footage"
     source.mkdir()

@@ -23,7 +23,7 @@ from PIL import Image
 from fuzz.contract import flip_bit, one_line_error_or_result
 from pipeline.ag.validate import ERROR, validate_root
 from pipeline.params import Params, load_params
-from pipeline.viz.frames import load_frame
+from pipeline.viz.drawing import load_frame
 
 yaml_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),

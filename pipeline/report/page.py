@@ -1,7 +1,7 @@
 """The ``report`` stage: one self-contained HTML page from the pipeline's outputs.
 
 Every section reads the files the other stages write (paths from
-``pipeline.training.mode_stage.output_paths`` and ``live_dir``). A missing input
+``pipeline.outputs``). A missing input
 becomes a visible note in its section instead of an error, so a partial
 pipeline still gets a page that says what is missing.
 """
@@ -15,11 +15,12 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from pipeline.ag.reader import read_index
-from pipeline.constants import NUM_PREDICATES, PREDICATES
+from pipeline.ag.reader import predicate_counts, read_index
+from pipeline.constants import PREDICATES
 from pipeline.evaluation import align_predictions, evaluate, ground_truth_for_mode
 from pipeline.evaluation.predictions import load_predictions
 from pipeline.io import DataError, atomic_write_text
+from pipeline.outputs import RECALL_K, live_dir, output_paths
 from pipeline.params import Params
 from pipeline.report import html
 from pipeline.report.figures import (
@@ -28,9 +29,8 @@ from pipeline.report.figures import (
     png_data_uri,
     read_live_series,
 )
-from pipeline.training.mode_stage import VALIDATION_K, live_dir, output_paths
 from pipeline.viz.detections import MIN_OBJECT_SCORE
-from pipeline.viz.frames import blank_frame, load_frame, render_frame
+from pipeline.viz.drawing import blank_frame, load_frame, render_frame
 
 METRIC_COLUMNS = ("R@10", "R@20", "R@50", "R@100", "mR@10", "mR@20", "mR@50", "mR@100")
 
@@ -91,15 +91,9 @@ def motion_section(params: Params) -> str:
     return html.section("Motion (at-hand contact classes)", *parts)
 
 
-def training_counts(relations: pl.DataFrame) -> np.ndarray:
-    """Training triplets per predicate (26)."""
-    train = relations.filter(pl.col("split") == "train")
-    return np.bincount(train["predicate"].to_numpy().astype(np.int64), minlength=NUM_PREDICATES)
-
-
 def long_tail_section(params: Params, relations: pl.DataFrame) -> str:
-    counts = training_counts(relations)
-    column = f"with_R@{VALIDATION_K}"
+    counts = predicate_counts(relations)
+    column = f"with_R@{RECALL_K}"
     recall = {}
     for mode in params.train.modes:
         path = output_paths(mode).predicate_recall
@@ -113,10 +107,10 @@ def long_tail_section(params: Params, relations: pl.DataFrame) -> str:
     rows = [[PREDICATES[p], int(counts[p]), *(recall[m][p] for m in recall)] for p in order]
     return html.section(
         "Long tail",
-        html.figure(png_data_uri(long_tail_figure(counts, recall, VALIDATION_K)),
-                    f"Per-predicate R@{VALIDATION_K} (with constraint) against the number of training triplets.",
+        html.figure(png_data_uri(long_tail_figure(counts, recall, RECALL_K)),
+                    f"Per-predicate R@{RECALL_K} (with constraint) against the number of training triplets.",
                     "per-predicate recall against training frequency"),  # fmt: skip
-        html.table(["predicate", "training triplets", *(f"{m} R@{VALIDATION_K}" for m in recall)], rows),
+        html.table(["predicate", "training triplets", *(f"{m} R@{RECALL_K}" for m in recall)], rows),
     )
 
 

@@ -4,7 +4,7 @@ The report's gallery of predicted scene graphs shows how the default
 pipeline does on footage outside its train/val/test splits: the synthetic
 generator is run with ``report.footage_seed`` (refused when it equals
 ``synth.seed``, whose videos the model was trained and tested on), and each
-video goes through :func:`pipeline.footage.predict_footage` exactly as a
+video goes through :func:`pipeline.predict_footage.predict_footage` exactly as a
 user's footage would.
 """
 
@@ -14,9 +14,9 @@ import shutil
 from pathlib import Path
 
 from pipeline.ag.synth import write_synthetic_ag
-from pipeline.footage import predict_footage
 from pipeline.io import DataError
 from pipeline.params import Params
+from pipeline.predict_footage import predict_footage
 
 
 def run_footage_gallery_stage(params: Params) -> list[Path]:

@@ -41,9 +41,10 @@ from pipeline.io import (
     disk_full_as_error,
     tree_size,
 )
+from pipeline.outputs import detector_checkpoint, head_model_path
 from pipeline.params import Params
 from pipeline.viz.detections import MIN_OBJECT_SCORE, shown_pairs
-from pipeline.viz.frames import render_frame, save_png
+from pipeline.viz.drawing import render_frame, save_png
 from pipeline.viz.triplets import object_name, predicted_triplets
 
 MODE = "sgdet"  # the only mode that needs no annotated boxes
@@ -154,7 +155,6 @@ def extract_features(params: Params, footage: Params) -> None:
     import torch
 
     from pipeline.detector.model import load_detector
-    from pipeline.detector.train import default_checkpoint
     from pipeline.extraction.cache import (
         CACHE_FILE,
         FORMAT_VERSION,
@@ -166,14 +166,14 @@ def extract_features(params: Params, footage: Params) -> None:
 
     use_cuda = params.extract.device == "cuda" or (params.extract.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if use_cuda else "cpu")
-    detector = load_detector(params.detector.config, default_checkpoint(params.detector), device)
+    detector = load_detector(params.detector.config, detector_checkpoint(params.detector), device)
     trained_on = Path(params.extract.out_dir) / CACHE_FILE
     if trained_on.is_file():
         with RoiCache(trained_on) as training:
             require_same_extractor(
                 training.identity,
                 {"format_version": FORMAT_VERSION, **detector.identity()},
-                f"{trained_on} (training features) and {default_checkpoint(params.detector)} (detector for the footage)",
+                f"{trained_on} (training features) and {detector_checkpoint(params.detector)} (detector for the footage)",
             )
     records = load_frame_records(footage.dataset.index_dir, footage.dataset.root)
     extract_cache(detector, records, footage.extract, params.detector.postprocess, device=device)
@@ -237,7 +237,7 @@ def predict_footage(
         raise DataError(f"{source}: no such folder or video")
     if every < 1:
         raise DataError(f"--every {every}: must be at least 1")
-    head = Path(params.train.out_dir) / MODE / "model.pt"
+    head = head_model_path(params.train.out_dir, MODE)
     if not head.is_file():
         raise DataError(f"{head}: no trained {MODE} head (run `dvc repro train@{MODE}`)")
     work = out_dir / "work"

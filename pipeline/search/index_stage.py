@@ -24,8 +24,8 @@ from pipeline.search.quality import (
 )
 from pipeline.search.query import encode_texts
 from pipeline.search.relations import relation_prompts
-from pipeline.text.encoders import TextEncoder
 from pipeline.text.prompts import predicate_prompts
+from pipeline.text.text_encoders import TextEncoder
 
 
 def predicate_queries(params: Params, meta: dict, encoder: TextEncoder | None = None) -> np.ndarray:
