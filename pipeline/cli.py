@@ -197,70 +197,54 @@ def evaluate_model(mode: ModeArgument, params: ParamsOption = Path("params.yaml"
 @app.command()
 @one_line_errors
 def ablate(
-    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2",
-    modes: Annotated[str, typer.Option(help="Comma-separated modes each experiment trains.")] = "predcls",
-    grid: Annotated[str, typer.Option(help="core: the paper's removals and the all-off baseline; all: every switch.")] = "core",
-    set_param: Annotated[list[str] | None, typer.Option("--set-param", "-S", help="Extra override for every experiment.")] = None,
-    jobs: Annotated[int, typer.Option(help="Experiments run in parallel.")] = 1,
-    queue_only: Annotated[bool, typer.Option("--queue-only", help="Only queue; run later with `dvc exp run --run-all`.")] = False,
-    in_process: Annotated[bool, typer.Option("--in-process", help="Run the paired fair grid in this process (one mode).")] = False,
-    data: Annotated[list[str] | None, typer.Option(help="--in-process: NAME:override;override per data seed (default d0 = params as is).")] = None,
-    epochs: Annotated[int, typer.Option(help="--in-process: epochs every variant trains (last one kept).")] = 12,
-    runs: Annotated[Path, typer.Option(help="--in-process: JSON of finished runs (resumed, extended).")] = Path("metrics/ablation/runs.json"),
-    variants: Annotated[str | None, typer.Option(help="--in-process: comma-separated variant names (default: all of the fair grid).")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2,3,4",
+    data_seeds: Annotated[str, typer.Option(help="Comma-separated data seeds (synth.seed); each extra one gets its own caches.")] = "0,1,2",
+    epochs: Annotated[int | None, typer.Option(help="Epochs every variant trains, last one kept (default train.epochs).")] = None,
+    mode: Annotated[str, typer.Option(help="The mode every run trains and tests.")] = "predcls",
+    variants: Annotated[str | None, typer.Option(help="Comma-separated variant names (default: every row).")] = None,
+    set_param: Annotated[list[str] | None, typer.Option("--set-param", "-S", help="Extra override for every run.")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Output folder (default report.ablation_dir).")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Queue and run one `dvc exp run` per (ablation variant, seed); commit dvc.lock first.
+    """The paired ablation end to end: data seeds' caches, every (variant, seed) run, the tables.
 
-    With --in-process, run the fair paired grid (pipeline/training/paired_ablation.py) in this
-    process instead: same overrides, recorded per run in --runs, much less overhead.
+    Resumes from <out-dir>/runs.json; each run there records the `dvc exp run` command that repeats it.
     """
-    if in_process:
-        from pipeline.training.paired_ablation import FAIR_VARIANTS, run_paired_ablation
+    from pipeline.ablation.runner import run_ablation
+    from pipeline.ablation.variants import chosen_variants
+    from pipeline.params import load_params
 
-        chosen = [v for v in FAIR_VARIANTS if variants is None or v.name in variants.split(",")]
-
-        data_overrides = {}
-        for spec in data or ["d0:"]:
-            name, _, sets = spec.partition(":")
-            data_overrides[name] = [s for s in sets.split(";") if s] + list(set_param or [])
-        run_paired_ablation(
-            params, data_overrides, [int(s) for s in seeds.split(",")], epochs, _checked_mode(modes), runs, chosen, typer.echo
-        )
-        return
-    from pipeline.training.ablation import GRIDS, queue_commands, run_ablation
-
-    if grid not in GRIDS:
-        raise typer.BadParameter(f"grid must be one of {', '.join(GRIDS)}")
-    commands = queue_commands(
-        GRIDS[grid], [int(s) for s in seeds.split(",")], [_checked_mode(m) for m in modes.split(",")], set_param or []
+    settings = load_params(params)
+    table = run_ablation(
+        params,
+        out_dir or Path(settings.report.ablation_dir),
+        [int(s) for s in seeds.split(",")],
+        [int(s) for s in data_seeds.split(",")],
+        epochs or settings.train.epochs,
+        _checked_mode(mode),
+        chosen_variants(variants.split(",") if variants else None),
+        set_param or [],
+        typer.echo,
     )
-    typer.echo(f"queueing {len(commands)} experiments")
-    run_ablation(commands, jobs, run=not queue_only)
+    typer.echo(table.read_text())
 
 
 @app.command("ablation-table")
 @one_line_errors
 def ablation_table(
-    out_dir: Annotated[Path, typer.Option(help="Folder for the markdown and CSV tables (report.ablation_dir).")] = Path("ablations"),
-    mode: Annotated[str, typer.Option(help="Mode whose metrics to tabulate.")] = "predcls",
-    constraint: Annotated[str, typer.Option(help="with, semi or no.")] = "with",
-    metrics: Annotated[str, typer.Option(help="Comma-separated metric names.")] = "R@10,R@20,R@50,mR@10,mR@20,mR@50",
-    exp_show_json: Annotated[Path | None, typer.Option(help="Saved `dvc exp show --json` output instead of running it.")] = None,
-    runs: Annotated[Path | None, typer.Option(help="runs.json of `mosa ablate --in-process`: paired table with bootstrap CIs.")] = None,
+    runs: Annotated[Path | None, typer.Option(help="runs.json of `mosa ablate` (default <out-dir>/runs.json).")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Folder for the markdown and CSV tables (default report.ablation_dir).")] = None,
+    params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Render the ablation experiments as a paper-style table (markdown + CSV), mean ± std over seeds."""
-    if runs is not None:
-        from pipeline.training.paired_ablation import write_paired_tables
+    """Render the paired ablation table again from its runs (means, paired differences, intervals, power)."""
+    from pipeline.ablation.tables import write_paired_tables
+    from pipeline.params import load_params
 
-        write_paired_tables(runs, out_dir)
-        typer.echo((out_dir / f"ablation_{mode}_paired.md").read_text())
-        return
-    from pipeline.training.ablation import read_exp_show, render_markdown, write_ablation_table
-
-    names = metrics.split(",")
-    table = write_ablation_table(read_exp_show(exp_show_json), out_dir, _checked_mode(mode), constraint, names)
-    typer.echo(render_markdown(table, names, f"{mode}, {constraint} constraint"))
+    folder = out_dir or Path(load_params(params).report.ablation_dir)
+    runs_path = runs or folder / "runs.json"
+    if not runs_path.is_file():
+        raise FileNotFoundError(f"{runs_path}: no ablation runs; run `mosa ablate` first")
+    typer.echo(write_paired_tables(runs_path, folder).read_text())
 
 
 def _checked_mode(mode: str) -> str:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import polars as pl
 import yaml
 from support.training_caches import write_synthetic_caches
 
+from pipeline.ablation.runner import run_paired_ablation
+from pipeline.ablation.statistics import METRICS, metrics_of, paired_table, tail_predicates
+from pipeline.ablation.tables import render_paired_markdown, write_paired_tables
+from pipeline.ablation.variants import VARIANTS, Variant
 from pipeline.constants import NUM_PREDICATES
-from pipeline.training.ablation import Variant
-from pipeline.training.paired_ablation import (
-    FAIR_VARIANTS,
-    METRICS,
-    metrics_of,
-    paired_table,
-    render_paired_markdown,
-    run_paired_ablation,
-    tail_predicates,
-    write_paired_tables,
-)
 
 
 def _stats(rng, videos: int, motion_accuracy: float) -> dict:
@@ -114,7 +110,7 @@ def test_the_interval_resamples_training_seeds_too():
 
 
 def test_variants_differ_from_full_in_one_switch_and_baseline_keeps_gamma():
-    by_name: dict[str, Variant] = {v.name: v for v in FAIR_VARIANTS}
+    by_name: dict[str, Variant] = {v.name: v for v in VARIANTS}
     assert all(len(v.overrides) == 1 for n, v in by_name.items() if n not in ("full", "baseline"))
     assert not any("gamma" in o for o in by_name["baseline"].overrides)
     assert by_name["gamma-0"].overrides == ("model.loss.gamma=0",)
@@ -132,7 +128,7 @@ def test_in_process_runs_train_every_variant_and_render(tmp_path):
     ]
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
-    variants = tuple(v for v in FAIR_VARIANTS if v.name in ("full", "no-mfe"))
+    variants = tuple(v for v in VARIANTS if v.name in ("full", "no-mfe"))
     runs_path = tmp_path / "runs.json"
     runs = run_paired_ablation(
         params_path, {"d0": small}, [0], 2, "predcls", runs_path, variants, log=lambda _: None
@@ -156,8 +152,47 @@ def test_in_process_runs_train_every_variant_and_render(tmp_path):
         set(resumed) == set(runs)
         and resumed["d0/full/s0"]["seconds"] == runs["d0/full/s0"]["seconds"]
     )
-    table = write_paired_tables(runs_path, tmp_path, resamples=50)
-    assert table["variant"].to_list() == ["full", "no-mfe", "full-motion-permuted"]
-    assert (tmp_path / "ablation_predcls_paired.md").read_text().count(
-        "| full |"
-    ) == 2  # both learning curve epochs
+    markdown = write_paired_tables(runs_path, tmp_path, resamples=50)
+    assert markdown == tmp_path / "ablation_predcls_paired.md"
+    assert pl.read_csv(tmp_path / "ablation_predcls_paired.csv")["variant"].to_list() == ["full", "no-mfe", "full-motion-permuted"]
+    assert markdown.read_text().count("| full |") == 2  # both learning curve epochs
+    # every record says how to repeat it through the pipeline's stages
+    assert runs["d0/no-mfe/s0"]["repeat"].startswith("dvc exp run --name d0-no-mfe-s0 ")
+    assert "-S model.mfe=false" in runs["d0/no-mfe/s0"]["repeat"]
+
+
+def test_mosa_ablate_runs_end_to_end_and_the_table_renders_again(tmp_path):
+    """One command: caches present, every chosen (variant, seed) run, the tables in --out-dir; then re-rendered."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    params = write_synthetic_caches(tmp_path / "world")
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    out = tmp_path / "ablations"
+    small = ["model.d_model=16", "model.heads=2", "model.mim_heads=2", "model.temporal_layers=1", "train.batch_videos=2"]
+    args = ["ablate", "--params", str(params_path), "--out-dir", str(out), "--seeds", "0",
+            "--data-seeds", str(params.synth.seed), "--epochs", "1", "--variants", "full,no-asm"]  # fmt: skip
+    for override in small:
+        args += ["-S", override]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    runs = json.loads((out / "runs.json").read_text())
+    assert set(runs) == {"d0/full/s0", "d0/no-asm/s0"}
+    assert all(o in runs["d0/no-asm/s0"]["overrides"] for o in small)
+    first = (out / "ablation_predcls_paired.md").read_text()
+    assert "w/o ASM" in first and "MOSA (full)" in first
+    (out / "ablation_predcls_paired.md").unlink()
+    again = CliRunner().invoke(app, ["ablation-table", "--params", str(params_path), "--out-dir", str(out)])
+    assert again.exit_code == 0, again.output
+    assert (out / "ablation_predcls_paired.md").read_text() == first
+
+
+def test_ablation_table_without_runs_is_a_one_line_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["ablation-table", "--out-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "no ablation runs; run `mosa ablate` first" in result.output
