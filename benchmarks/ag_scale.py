@@ -9,7 +9,7 @@ sizes, scaled by ``--scale``:
 
 Then runs, each step in its own process so that peak RSS is per step:
 
-1. motion: the motion stage (``run_motion_stage``) on the index and detections,
+1. motion: the motion stage (``write_motion_table``) on the index and detections,
    and, for comparison, the attribute computation alone on the same pairs;
 2. pack: the PredCls training pack (``pack_mode``);
 3. train: one PredCls epoch of the default MOSA head from the pack (``train_epoch``);
@@ -138,9 +138,9 @@ def ag_index(scale: float, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
 def step_motion(params: Params) -> tuple[int, str, str]:
     from pipeline.ag.reader import read_index
     from pipeline.extraction.cache import load_detection_table
-    from pipeline.motion import det_pairs, gt_pairs, motion_attributes, run_motion_stage
+    from pipeline.motion import det_pairs, gt_pairs, motion_attributes, write_motion_table
 
-    summary = run_motion_stage(params.dataset.index_dir, params.extract.out_dir, params.motion)
+    summary = write_motion_table(params.dataset.index_dir, params.extract.out_dir, params.motion)
     # The attribute computation alone, on the same pair tables built in memory
     # (reading the detections and linking them are not timed).
     index = read_index(params.dataset.index_dir)

@@ -46,7 +46,7 @@ def prepare(root: Path, scale: float, seed: int, reuse: bool, mode: str = "predc
     import support_path  # noqa: F401  (tests/ on sys.path)
     from support.training_caches import synthetic_params, write_synthetic_caches
 
-    from pipeline.motion import run_motion_stage
+    from pipeline.motion import write_motion_table
     from pipeline.training.mode_stage import pack_mode
 
     if reuse and (root / "roi").is_dir():
@@ -61,7 +61,7 @@ def prepare(root: Path, scale: float, seed: int, reuse: bool, mode: str = "predc
         )
     if not Path(params.motion.out_path).is_file():
         _, seconds = timed(
-            lambda: run_motion_stage(
+            lambda: write_motion_table(
                 params.dataset.index_dir, params.extract.out_dir, params.motion
             )
         )

@@ -73,7 +73,7 @@ def index(params: ParamsOption = Path("params.yaml")) -> None:
     from pipeline.ag.reader import run_index_stage
     from pipeline.params import load_params
 
-    run_index_stage(load_params(params).dataset)
+    run_index_stage(load_params(params))
 
 
 @app.command("check-params")
@@ -93,8 +93,7 @@ def train_detector(params: ParamsOption = Path("params.yaml")) -> None:
     from pipeline.detector.train import run_train_detector_stage
     from pipeline.params import load_params
 
-    settings = load_params(params)
-    run_train_detector_stage(settings.detector, settings.dataset.root, settings.dataset.index_dir)
+    run_train_detector_stage(load_params(params))
 
 
 @app.command("import-detector")
@@ -132,8 +131,7 @@ def motion(params: ParamsOption = Path("params.yaml")) -> None:
     from pipeline.motion import run_motion_stage
     from pipeline.params import load_params
 
-    settings = load_params(params)
-    run_motion_stage(settings.dataset.index_dir, settings.extract.out_dir, settings.motion)
+    run_motion_stage(load_params(params))
 
 
 @app.command()
@@ -158,7 +156,7 @@ def text(params: ParamsOption = Path("params.yaml")) -> None:
     from pipeline.params import load_params
     from pipeline.text import run_text_stage
 
-    run_text_stage(load_params(params).text)
+    run_text_stage(load_params(params))
 
 
 ModeArgument = Annotated[str, typer.Argument(help="predcls, sgcls or sgdet.")]

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 RECALL_K = 20
 SELECTION_METRIC = f"R@{RECALL_K}"
 
+# The probe stage's certificate of the benchmark.
+PROBE_METRICS = Path("metrics/probe.json")
+
 # The checkpoint the train_detector stage writes into detector.work_dir.
 TRAINED_DETECTOR_NAME = "detector.pth"
 # The STTran AG detector converted to mmdet's format by ``mosa import-sttran``.

@@ -3,7 +3,7 @@
 The footage (a folder of frames or a video file) is laid out as a one-video
 Action Genome root with a one-split index, then goes through the same
 library code as the stages: :func:`pipeline.extraction.driver.extract_cache`
-(detector, AG post-processing, ROI features), :func:`pipeline.motion.run_motion_stage`
+(detector, AG post-processing, ROI features), :func:`pipeline.motion.write_motion_table`
 (tracks and motion attributes) and the trained SGDet head through
 :func:`pipeline.training.mode_stage.open_mode` / :func:`pipeline.training.inference.predict`.
 Without annotations only SGDet applies: boxes and labels come from the detector.
@@ -250,7 +250,7 @@ def predict_footage(
 
 
 def _predict_into(source: Path, out_dir: Path, work: Path, params: Params, every: int, overlays: bool, min_score: float) -> PredictSummary:
-    from pipeline.motion import run_motion_stage
+    from pipeline.motion import write_motion_table
     from pipeline.training.inference import predict
     from pipeline.training.mode_stage import load_trained, open_mode
 
@@ -258,7 +258,7 @@ def _predict_into(source: Path, out_dir: Path, work: Path, params: Params, every
     frames = stage_frames(source, work / "dataset", every)
     write_index(footage_index(frames), footage.dataset.index_dir)
     extract_features(params, footage)
-    run_motion_stage(footage.dataset.index_dir, footage.extract.out_dir, footage.motion)
+    write_motion_table(footage.dataset.index_dir, footage.extract.out_dir, footage.motion)
     with open_mode(footage, MODE) as data:
         model = load_trained(params, data)  # checked against the settings it was trained with
         table = predict(model, data.batches(footage, "test"), MODE)

@@ -37,6 +37,8 @@ from pipeline.ag.at_hand import AT_HAND_PREDICATES, HAND_HELD, at_hand_pairs
 from pipeline.constants import OBJECT_CLASSES, OBJECT_INDEX, PREDICATE_INDEX, PREDICATES
 from pipeline.io import DataError, atomic_write_json, read_parquet
 from pipeline.motion.attributes import STILL_FRACTION, box_iou
+from pipeline.outputs import PROBE_METRICS
+from pipeline.params import Params
 
 FOUR_ATTRIBUTES = ("distance", "velocity", "dx", "dy", "persistence", "direction_consistency")
 SINGLE_ATTRIBUTE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -365,4 +367,11 @@ def run_probe(
     motion = read_parquet(Path(motion_path), "motion")
     result = probe_tables(frames, objects, motion, still_fraction)
     atomic_write_json(out_path, result)
+    return result
+
+
+def run_probe_stage(params: Params) -> dict:
+    """The ``probe`` stage: certify the benchmark into :data:`pipeline.outputs.PROBE_METRICS`."""
+    result = run_probe(params.dataset.index_dir, params.motion.out_path, PROBE_METRICS, params.motion.still_fraction)
+    print(f"{PROBE_METRICS}: {summary_line(result)}")
     return result

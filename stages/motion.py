@@ -8,7 +8,7 @@ from pipeline.user_errors import one_line_errors
 @one_line_errors
 def main() -> None:
     params = load_params()
-    run_motion_stage(params.dataset.index_dir, params.extract.out_dir, params.motion)
+    run_motion_stage(params)
 
 
 if __name__ == "__main__":

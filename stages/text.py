@@ -7,7 +7,7 @@ from pipeline.user_errors import one_line_errors
 
 @one_line_errors
 def main() -> None:
-    run_text_stage(load_params().text)
+    run_text_stage(load_params())
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pipeline.user_errors import one_line_errors
 @one_line_errors
 def main() -> None:
     params = load_params()
-    run_train_detector_stage(params.detector, params.dataset.root, params.dataset.index_dir)
+    run_train_detector_stage(params)
 
 
 if __name__ == "__main__":

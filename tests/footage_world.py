@@ -14,7 +14,7 @@ from pipeline.ag.reader import relations_from_objects
 from pipeline.constants import NUM_OBJECT_CLASSES, NUM_PREDICATES
 from pipeline.extraction.driver import extract_cache
 from pipeline.extraction.frame_records import load_frame_records
-from pipeline.motion import run_motion_stage
+from pipeline.motion import write_motion_table
 from pipeline.params import Params
 
 
@@ -48,7 +48,7 @@ def build_footage_world(root: Path, text_dim: int = 16) -> Params:
     })  # fmt: skip
     detector = load_detector(config, checkpoint)
     extract_cache(detector, load_frame_records(root / "index", root / "ag"), params.extract, params.detector.postprocess)
-    run_motion_stage(root / "index", root / "roi", params.motion)
+    write_motion_table(root / "index", root / "roi", params.motion)
     rng = np.random.default_rng(0)
     with h5py.File(root / "text.h5", "w") as handle:
         handle["class_embeddings"] = rng.standard_normal((NUM_OBJECT_CLASSES, text_dim)).astype(np.float32)

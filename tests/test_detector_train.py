@@ -15,7 +15,7 @@ from pipeline.detector.model import load_config, load_detector
 from pipeline.detector.train import (
     build_runner_config,
     coco_annotations,
-    run_train_detector_stage,
+    train_or_use_detector,
     write_coco_split,
 )
 from pipeline.io import DataError
@@ -81,7 +81,7 @@ def test_schedule_scales_with_iterations(tiny, tmp_path):
 def test_training_writes_weights_only_checkpoint_and_coco_metrics(tiny):
     root, config, _ = tiny
     params = detector_params(root, config)
-    metrics = run_train_detector_stage(params, root / "ag", root / "index")
+    metrics = train_or_use_detector(params, root / "ag", root / "index")
     on_disk = json.loads((root / "metrics" / "detector.json").read_text())
     assert on_disk == metrics and metrics["trained"] is True
     assert 0.0 <= metrics["bbox_mAP_50"] <= 1.0 and "bbox_mAP" in metrics
@@ -131,7 +131,7 @@ def test_user_checkpoint_skips_training(tiny, tmp_path):
     params = detector_params(tmp_path, config).model_copy(
         update={"checkpoint": "somewhere/ag_r101.pth"}
     )
-    metrics = run_train_detector_stage(params, root / "ag", root / "index")
+    metrics = train_or_use_detector(params, root / "ag", root / "index")
     assert metrics["trained"] is False and metrics["checkpoint"] == "somewhere/ag_r101.pth"
     assert not (tmp_path / "models" / "detector.pth").exists()
     assert json.loads((tmp_path / "metrics" / "detector.json").read_text()) == metrics

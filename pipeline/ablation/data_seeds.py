@@ -73,7 +73,7 @@ def build_default_caches(params: Params, log=print) -> None:
 def build_data_seed(settings: dict, seed: int, default_seed: int, log=print) -> Path:
     """Write (or reuse) the caches of one extra data seed; return its parameter file."""
     from pipeline.ag.reader import run_index_stage
-    from pipeline.ag.synth import write_synthetic_ag
+    from pipeline.ag.synth import run_synth_stage
     from pipeline.detector.train import run_train_detector_stage
     from pipeline.extraction.driver import run_extract_stage
     from pipeline.motion import run_motion_stage
@@ -98,9 +98,6 @@ def build_data_seed(settings: dict, seed: int, default_seed: int, log=print) -> 
         return params_path
     log(f"{data_name(seed)}: building the synthetic root, index, detector, ROI cache and motion table")
     atomic_write_text(params_path, text)
-    write_synthetic_ag(params.synth.out_dir, params.synth)
-    run_index_stage(params.dataset)
-    run_train_detector_stage(params.detector, params.dataset.root, params.dataset.index_dir)
-    run_extract_stage(params)
-    run_motion_stage(params.dataset.index_dir, params.extract.out_dir, params.motion)
+    for stage in (run_synth_stage, run_index_stage, run_train_detector_stage, run_extract_stage, run_motion_stage):
+        stage(params)
     return params_path

@@ -38,7 +38,7 @@ from pipeline.ag.validate import (
 )
 from pipeline.constants import ATTENTION, CONTACTING, GROUPS, NUM_PREDICATES, SPATIAL
 from pipeline.io import DataError, atomic_path, atomic_write_json, read_parquet, safe_load_pickle
-from pipeline.params import DatasetParams
+from pipeline.params import DatasetParams, Params
 
 SPLITS = ("train", "val", "test")
 
@@ -352,8 +352,13 @@ def build_ag_index(root: str | Path, val_fraction: float, split_seed: int, small
     return assign_val_split(index, val_fraction, split_seed)
 
 
-def run_index_stage(dataset: DatasetParams) -> dict:
-    """The ``index`` stage: an AG root -> ``dataset.index_dir`` (Parquet tables + summary.json)."""
+def run_index_stage(params: Params) -> dict:
+    """The ``index`` stage."""
+    return index_dataset(params.dataset)
+
+
+def index_dataset(dataset: DatasetParams) -> dict:
+    """An AG root -> ``dataset.index_dir`` (Parquet tables + summary.json)."""
     built = build_ag_index(dataset.root, dataset.val_fraction, dataset.split_seed, dataset.small_box_side)
     summary = write_index(built, dataset.index_dir)
     for split in ("train", "val", "test"):

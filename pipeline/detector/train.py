@@ -30,7 +30,7 @@ from pipeline.detector.model import (
 from pipeline.detector.weights import save_checkpoint
 from pipeline.io import DataError, atomic_write_json
 from pipeline.outputs import TRAINED_DETECTOR_NAME
-from pipeline.params import DetectorParams
+from pipeline.params import DetectorParams, Params
 
 
 def coco_annotations(frames: pl.DataFrame, objects: pl.DataFrame, cfg) -> dict:
@@ -227,10 +227,13 @@ def train_detector(
     }
 
 
-def run_train_detector_stage(
-    detector: DetectorParams, dataset_root: str | Path, index_dir: str | Path
-) -> dict:
-    """The ``train_detector`` stage: train, or record that the user's checkpoint is used."""
+def run_train_detector_stage(params: Params) -> dict:
+    """The ``train_detector`` stage."""
+    return train_or_use_detector(params.detector, params.dataset.root, params.dataset.index_dir)
+
+
+def train_or_use_detector(detector: DetectorParams, dataset_root: str | Path, index_dir: str | Path) -> dict:
+    """Train the detector and write its metrics, or record that the user's checkpoint is used."""
     work_dir = Path(detector.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     if detector.checkpoint:

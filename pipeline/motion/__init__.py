@@ -8,6 +8,7 @@ from pipeline.motion.table import (
     motion_table,
     run_motion_stage,
     write_motion_parquet,
+    write_motion_table,
 )
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "motion_attributes",
     "motion_table",
     "run_motion_stage",
+    "write_motion_table",
     "write_motion_parquet",
 ]

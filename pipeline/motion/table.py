@@ -24,7 +24,7 @@ from pipeline.extraction.cache import CACHE_FILE, load_detection_table, top_pers
 from pipeline.io import DataError, atomic_path
 from pipeline.motion.attributes import OBJECT_BOX, PERSON_BOX, motion_attributes, output_columns
 from pipeline.motion.linking import link_tracks
-from pipeline.params import MotionParams
+from pipeline.params import MotionParams, Params
 
 BOX = ("x1", "y1", "x2", "y2")
 OUTPUT_DTYPES: dict[str, pl.DataType] = {
@@ -251,10 +251,13 @@ def write_motion_parquet(
     return rows
 
 
-def run_motion_stage(
-    index_dir: str | Path, roi_dir: str | Path, params: MotionParams
-) -> dict[str, float]:
-    """The ``motion`` stage: index (+ SGDet detections when the ROI cache exists) -> motion Parquet.
+def run_motion_stage(params: Params) -> dict[str, float]:
+    """The ``motion`` stage."""
+    return write_motion_table(params.dataset.index_dir, params.extract.out_dir, params.motion)
+
+
+def write_motion_table(index_dir: str | Path, roi_dir: str | Path, params: MotionParams) -> dict[str, float]:
+    """Index (+ SGDet detections when the ROI cache exists) -> motion Parquet (``params.out_path``).
 
     Returns (and prints) a summary for the log: rows, seconds and output size.
     """

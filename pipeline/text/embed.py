@@ -38,7 +38,7 @@ import numpy as np
 
 from pipeline.constants import OBJECT_CLASSES, PREDICATES
 from pipeline.io import atomic_path
-from pipeline.params import TextParams
+from pipeline.params import Params, TextParams
 from pipeline.text.geometry import prompt_geometry
 from pipeline.text.prompts import class_name_texts, pair_prompts, predicate_prompts
 from pipeline.text.text_encoders import TextEncoder, build_encoder
@@ -124,10 +124,11 @@ def write_text_embeddings(
     }
 
 
-def run_text_stage(params: TextParams) -> dict[str, object]:
-    """The ``text`` stage: build the configured encoder and write ``params.out_path``."""
+def run_text_stage(params: Params) -> dict[str, object]:
+    """The ``text`` stage: build the configured encoder and write ``text.out_path``."""
+    text = params.text
     start = time.perf_counter()
-    summary = write_text_embeddings(params.out_path, params, build_encoder(params))
+    summary = write_text_embeddings(text.out_path, text, build_encoder(text))
     summary = {**summary, "seconds": round(time.perf_counter() - start, 2)}
-    print(f"{params.out_path}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+    print(f"{text.out_path}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
     return summary

@@ -24,7 +24,7 @@ from faults.crash import TouchOnUnpickle, snapshot
 from pipeline.ag.reader import build_ag_index, read_index, write_index
 from pipeline.detector.model import load_detector
 from pipeline.io import DataError
-from pipeline.motion import run_motion_stage
+from pipeline.motion import write_motion_table
 from pipeline.outputs import output_paths
 from pipeline.params import Params
 from pipeline.training.mode_stage import evaluate_mode, open_mode, train_mode
@@ -111,7 +111,7 @@ def test_motion_stage_refuses_a_truncated_index_and_writes_nothing(caches):
     out.unlink()
     before = snapshot(out.parent)
     with pytest.raises(DataError) as error:
-        run_motion_stage(caches.dataset.index_dir, caches.extract.out_dir, caches.motion)
+        write_motion_table(caches.dataset.index_dir, caches.extract.out_dir, caches.motion)
     assert str(objects) in one_line(error)
     assert snapshot(out.parent) == before, "no motion table (or temporary file) may appear"
 

@@ -2,7 +2,7 @@
 
 from pipeline.ag.reader import build_ag_index, write_index
 from pipeline.ag.synth import write_synthetic_ag
-from pipeline.motion import run_motion_stage
+from pipeline.motion import write_motion_table
 from pipeline.params import MotionParams, SynthParams
 
 
@@ -15,7 +15,7 @@ def test_index_and_motion_files_are_byte_identical_across_runs(tmp_path):
         write_index(build_ag_index(root, 0.25, 4, 16.0), tmp_path / run / "index")
         # No ROI cache: the motion table of the ground-truth pairs only.
         motion = MotionParams(out_path=str(tmp_path / run / "motion" / "motion.parquet"), videos_per_chunk=5)
-        run_motion_stage(tmp_path / run / "index", tmp_path / run / "roi", motion)
+        write_motion_table(tmp_path / run / "index", tmp_path / run / "roi", motion)
         outputs.append(
             {p.relative_to(tmp_path / run).as_posix(): p.read_bytes() for p in sorted((tmp_path / run).rglob("*.*")) if p.is_file()}
         )

@@ -20,8 +20,8 @@ from trained_world import hashed_encoder, override
 
 from faults.crash import kill_when_paused, snapshot
 from pipeline.detector.model import load_detector
-from pipeline.detector.train import run_train_detector_stage
-from pipeline.motion import run_motion_stage
+from pipeline.detector.train import train_or_use_detector
+from pipeline.motion import write_motion_table
 from pipeline.params import DetectorParams, DetectorTrainParams, Params
 from pipeline.text.embed import write_text_embeddings
 from pipeline.training import head_checkpoint as checkpoint
@@ -77,7 +77,7 @@ def hook_that_pauses_after_one_iteration(total):
     return hook
 train._progress_hook = hook_that_pauses_after_one_iteration
 params = DetectorParams.model_validate_json({params.model_dump_json()!r})
-train.run_train_detector_stage(params, {str(tmp_path / "ag")!r}, {str(tmp_path / "index")!r})
+train.train_or_use_detector(params, {str(tmp_path / "ag")!r}, {str(tmp_path / "index")!r})
 """,
         tmp_path,
     )
@@ -86,7 +86,7 @@ train.run_train_detector_stage(params, {str(tmp_path / "ag")!r}, {str(tmp_path /
     assert [p.name for p in checkpoint_path.parent.glob(".*.tmp")] == []
     assert snapshot(tmp_path / "index") == index
 
-    metrics = run_train_detector_stage(params, tmp_path / "ag", tmp_path / "index")
+    metrics = train_or_use_detector(params, tmp_path / "ag", tmp_path / "index")
     assert metrics["trained"] is True and metrics["iterations"] == 3
     assert load_detector(config, checkpoint_path).feature_dim == 32
 
@@ -107,7 +107,7 @@ def attributes_then_pause(*args, **kwargs):
         pause_here()
     return original(*args, **kwargs)
 table._attributes_of = attributes_then_pause
-table.run_motion_stage(params.dataset.index_dir, params.extract.out_dir, params.motion)
+table.write_motion_table(params.dataset.index_dir, params.extract.out_dir, params.motion)
 """,
         tmp_path,
     )
@@ -116,9 +116,9 @@ table.run_motion_stage(params.dataset.index_dir, params.extract.out_dir, params.
     assert visible_files(out.parent) == [], "a killed motion stage must leave no table"
     assert (snapshot(Path(world.dataset.index_dir)), snapshot(Path(world.extract.out_dir))) == inputs
 
-    run_motion_stage(params.dataset.index_dir, params.extract.out_dir, params.motion)
+    write_motion_table(params.dataset.index_dir, params.extract.out_dir, params.motion)
     reference = override(params, "motion", out_path=str(tmp_path / "reference.parquet"))
-    run_motion_stage(params.dataset.index_dir, params.extract.out_dir, reference.motion)
+    write_motion_table(params.dataset.index_dir, params.extract.out_dir, reference.motion)
     assert out.read_bytes() == Path(reference.motion.out_path).read_bytes()
 
 

@@ -22,7 +22,7 @@ output is byte-identical for a fixed seed.
 from pipeline.ag.synth.labels import attention_label, spatial_labels
 from pipeline.ag.synth.paint import scripted_frames
 from pipeline.ag.synth.plan import HELD_OUT_COMBOS, planned_videos
-from pipeline.ag.synth.write import write_synthetic_ag
+from pipeline.ag.synth.write import run_synth_stage, write_synthetic_ag
 
 __all__ = [
     "HELD_OUT_COMBOS",
@@ -30,5 +30,6 @@ __all__ = [
     "planned_videos",
     "scripted_frames",
     "spatial_labels",
+    "run_synth_stage",
     "write_synthetic_ag",
 ]

@@ -19,7 +19,7 @@ from pipeline.ag.synth.paint import scripted_frames
 from pipeline.ag.synth.plan import VideoPlan, planned_videos
 from pipeline.ag.synth.trajectory import clip_box
 from pipeline.io import atomic_dir, disk_full_as_error
-from pipeline.params import SynthParams
+from pipeline.params import Params, SynthParams
 
 BOX_JITTER_SD = 0.3  # px per box corner
 PERSON_MISSED = 0.07  # share of frames whose person box is missing (AG: about 12%)
@@ -64,6 +64,11 @@ def synthesize_video(params: SynthParams, index: int, split: str, plan: VideoPla
             })  # fmt: skip
         object_ann[key] = objects
     return images, person_ann, object_ann
+
+
+def run_synth_stage(params: Params) -> dict:
+    """The ``synth`` stage: the synthetic AG root at ``synth.out_dir``."""
+    return write_synthetic_ag(params.synth.out_dir, params.synth)
 
 
 def write_synthetic_ag(out_dir: str | Path, params: SynthParams, progress: bool = True, images: bool = True) -> dict:
