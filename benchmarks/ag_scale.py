@@ -162,7 +162,7 @@ def step_motion(params: Params) -> tuple[int, str, str]:
 
 
 def step_pack(params: Params) -> tuple[int, str, str]:
-    from pipeline.training.mode_stage import pack_mode
+    from pipeline.training.pack_stage import pack_mode
 
     summary = pack_mode(params, "predcls")
     frames = sum(part.get("frames", 0) for part in summary.values())
@@ -172,7 +172,8 @@ def step_pack(params: Params) -> tuple[int, str, str]:
 def step_train(params: Params) -> tuple[int, str, str]:
     from tqdm import tqdm
 
-    from pipeline.training.mode_stage import build_training, open_mode, set_threads
+    from pipeline.training.mode_data import open_mode
+    from pipeline.training.train_stage import build_training, set_threads
     from pipeline.training.trainer import train_epoch
 
     set_threads(params.train.threads)
@@ -196,7 +197,7 @@ def step_train(params: Params) -> tuple[int, str, str]:
 def step_predict(params: Params) -> tuple[int, str, str]:
     from pipeline.evaluation import write_predictions
     from pipeline.training.inference import predict
-    from pipeline.training.mode_stage import build_model, open_mode
+    from pipeline.training.mode_data import build_model, open_mode
 
     with open_mode(params, "predcls") as data:
         model = build_model(params, data)

@@ -44,7 +44,8 @@ def main() -> None:
         "--chunk", type=int, default=32, help="batches held in memory at a time for compute-only"
     )
     args = parser.parse_args()
-    from pipeline.training.mode_stage import build_training, open_mode, set_threads
+    from pipeline.training.mode_data import open_mode
+    from pipeline.training.train_stage import build_training, set_threads
     from pipeline.training.trainer import train_epoch
 
     root = args.out or Path(tempfile.mkdtemp(prefix="bench_epoch_"))

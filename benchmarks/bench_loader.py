@@ -47,7 +47,7 @@ def prepare(root: Path, scale: float, seed: int, reuse: bool, mode: str = "predc
     from support.training_caches import synthetic_params, write_synthetic_caches
 
     from pipeline.motion import write_motion_table
-    from pipeline.training.mode_stage import pack_mode
+    from pipeline.training.pack_stage import pack_mode
 
     if reuse and (root / "roi").is_dir():
         params = synthetic_params(root)
@@ -134,7 +134,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     from pipeline.training.data import VideoBatches
-    from pipeline.training.mode_stage import open_mode
+    from pipeline.training.mode_data import open_mode
     from pipeline.training.pack import pack_path
 
     torch.set_num_threads(1)

@@ -32,7 +32,8 @@ from support.training_caches import write_synthetic_caches
 from pipeline.io import DataError
 from pipeline.params import Params, load_params
 from pipeline.training.data import BoundedCache
-from pipeline.training.mode_stage import build_training, open_mode
+from pipeline.training.mode_data import open_mode
+from pipeline.training.train_stage import build_training
 from pipeline.training.trainer import train_epoch
 
 

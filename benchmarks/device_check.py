@@ -198,7 +198,8 @@ def step_epoch(args: argparse.Namespace) -> bool:
     from bench_loader import prepare
 
     from pipeline.distributed import Ranks
-    from pipeline.training.mode_stage import build_training, open_mode
+    from pipeline.training.mode_data import open_mode
+    from pipeline.training.train_stage import build_training
     from pipeline.training.trainer import train_epoch
 
     what = (

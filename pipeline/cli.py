@@ -167,7 +167,7 @@ ModeArgument = Annotated[str, typer.Argument(help="predcls, sgcls or sgdet.")]
 def train(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
     """Train the MOSA relation head for one mode on the cached features (resumes an interrupted run)."""
     from pipeline.params import load_params
-    from pipeline.training.mode_stage import run_train_stage
+    from pipeline.training.train_stage import run_train_stage
 
     run_train_stage(load_params(params), _checked_mode(mode))
 
@@ -177,7 +177,7 @@ def train(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> Non
 def pack(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
     """Pack one mode's train and val pairs for fast training reads (keeps complete, intact parts)."""
     from pipeline.params import load_params
-    from pipeline.training.mode_stage import run_pack_stage
+    from pipeline.training.pack_stage import run_pack_stage
 
     run_pack_stage(load_params(params), _checked_mode(mode))
 
@@ -187,7 +187,7 @@ def pack(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None
 def evaluate_model(mode: ModeArgument, params: ParamsOption = Path("params.yaml")) -> None:
     """Predict the test split with the trained head, write the predictions and AG metrics."""
     from pipeline.params import load_params
-    from pipeline.training.mode_stage import run_evaluate_stage
+    from pipeline.training.evaluate_stage import run_evaluate_stage
 
     run_evaluate_stage(load_params(params), _checked_mode(mode))
 

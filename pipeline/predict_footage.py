@@ -5,7 +5,7 @@ Action Genome root with a one-split index, then goes through the same
 library code as the stages: :func:`pipeline.extraction.driver.extract_cache`
 (detector, AG post-processing, ROI features), :func:`pipeline.motion.write_motion_table`
 (tracks and motion attributes) and the trained SGDet head through
-:func:`pipeline.training.mode_stage.open_mode` / :func:`pipeline.training.inference.predict`.
+:func:`pipeline.training.mode_data.open_mode` / :func:`pipeline.training.inference.predict`.
 Without annotations only SGDet applies: boxes and labels come from the detector.
 
 Outputs in ``OUT_DIR``: ``graphs/<frame>.json`` (one scene graph per frame,
@@ -252,7 +252,7 @@ def predict_footage(
 def _predict_into(source: Path, out_dir: Path, work: Path, params: Params, every: int, overlays: bool, min_score: float) -> PredictSummary:
     from pipeline.motion import write_motion_table
     from pipeline.training.inference import predict
-    from pipeline.training.mode_stage import load_trained, open_mode
+    from pipeline.training.mode_data import load_trained, open_mode
 
     footage = footage_params(params, work)
     frames = stage_frames(source, work / "dataset", every)

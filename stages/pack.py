@@ -3,7 +3,7 @@
 import sys
 
 from pipeline.params import load_params
-from pipeline.training.mode_stage import run_pack_stage
+from pipeline.training.pack_stage import run_pack_stage
 from pipeline.user_errors import one_line_errors
 
 

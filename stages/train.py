@@ -6,7 +6,7 @@ Also runs under ``torchrun`` (DDP, one rank per process).
 import sys
 
 from pipeline.params import load_params
-from pipeline.training.mode_stage import run_train_stage
+from pipeline.training.train_stage import run_train_stage
 from pipeline.user_errors import one_line_errors
 
 

@@ -21,7 +21,8 @@ from pipeline.params import Params
 def build_footage_world(root: Path, text_dim: int = 16) -> Params:
     """Caches from a random tiny detector and an SGDet head trained one epoch on them (``root`` becomes the cwd)."""
     from pipeline.detector.model import load_detector
-    from pipeline.training.mode_stage import pack_mode, train_mode
+    from pipeline.training.pack_stage import pack_mode
+    from pipeline.training.train_stage import train_mode
 
     root.mkdir(parents=True, exist_ok=True)
     os.chdir(root)

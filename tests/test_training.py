@@ -22,10 +22,12 @@ from pipeline.params import Params
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training import trainer
 from pipeline.training.data import BoundedCache, VideoBatches
+from pipeline.training.evaluate_stage import evaluate_mode
 from pipeline.training.matching import greedy_match
-from pipeline.training.mode_stage import evaluate_mode, open_mode, train_mode
+from pipeline.training.mode_data import open_mode
 from pipeline.training.sources import CacheSource
 from pipeline.training.text import read_text_embeddings
+from pipeline.training.train_stage import train_mode
 
 
 def override(params: Params, section: str, **values) -> Params:

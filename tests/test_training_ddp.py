@@ -20,7 +20,7 @@ from support.training_caches import write_synthetic_caches
 
 from pipeline.params import Params
 from pipeline.training import head_checkpoint as checkpoint
-from pipeline.training.mode_stage import build_model, open_mode
+from pipeline.training.mode_data import build_model, open_mode
 
 # Percentage points. The validation split has 64 ground-truth triplets, so
 # R@20 moves by 1.56 points per triplet; float noise may flip a near-tie

@@ -18,8 +18,10 @@ from pipeline.io import DataError
 from pipeline.model.batch import pad_groups, window_tables
 from pipeline.params import Params
 from pipeline.training.data import VideoBatches, index_tables, prefetched
-from pipeline.training.mode_stage import open_mode, pack_mode, set_threads
+from pipeline.training.mode_data import open_mode
 from pipeline.training.pack import pack_path, reusable, verify
+from pipeline.training.pack_stage import pack_mode
+from pipeline.training.train_stage import set_threads
 
 SPLITS = {f"V{i}.mp4": ("train" if i < 7 else "val" if i < 10 else "test") for i in range(11)}
 

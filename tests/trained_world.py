@@ -21,7 +21,8 @@ from support.training_caches import write_synthetic_caches
 from pipeline.outputs import live_dir, output_paths
 from pipeline.params import Params
 from pipeline.text.text_encoders import TextEncoder
-from pipeline.training.mode_stage import evaluate_mode, train_mode
+from pipeline.training.evaluate_stage import evaluate_mode
+from pipeline.training.train_stage import train_mode
 
 PARAPHRASES = Path(__file__).parent / "data" / "search_paraphrases.yaml"
 

@@ -38,7 +38,8 @@ from pipeline.evaluation.motion import motion_metrics
 from pipeline.io import atomic_write_json
 from pipeline.params import parse_params
 from pipeline.training.inference import predict
-from pipeline.training.mode_stage import build_training, make_validator, open_mode, run_settings
+from pipeline.training.mode_data import open_mode, run_settings
+from pipeline.training.train_stage import build_training, make_validator
 from pipeline.training.trainer import fit
 
 

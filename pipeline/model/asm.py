@@ -12,7 +12,7 @@ weight lambda. On their own they are trained by the alignment loss
 (pipeline/loss.py): by default a cross-entropy over the prompts of each
 predicate group, -log softmax_g(s)_y, so tau is the temperature of that
 contrast between the prompts. The evaluate stage also scores s alone
-("ASM alone", pipeline/training/mode_stage.py).
+("ASM alone", pipeline/training/evaluate_stage.py).
 """
 
 from __future__ import annotations

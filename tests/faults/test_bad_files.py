@@ -27,7 +27,9 @@ from pipeline.io import DataError
 from pipeline.motion import write_motion_table
 from pipeline.outputs import output_paths
 from pipeline.params import Params
-from pipeline.training.mode_stage import evaluate_mode, open_mode, train_mode
+from pipeline.training.evaluate_stage import evaluate_mode
+from pipeline.training.mode_data import open_mode
+from pipeline.training.train_stage import train_mode
 
 KEY = "BOXES.mp4/000002.png"
 

@@ -25,7 +25,7 @@ from pipeline.motion import write_motion_table
 from pipeline.params import DetectorParams, DetectorTrainParams, Params
 from pipeline.text.embed import write_text_embeddings
 from pipeline.training import head_checkpoint as checkpoint
-from pipeline.training.mode_stage import train_mode
+from pipeline.training.train_stage import train_mode
 
 # The child loads the same params the test uses, from JSON.
 LOAD_PARAMS = """
@@ -194,7 +194,7 @@ def test_killed_training_resumes_and_ends_like_an_uninterrupted_run(world, strai
     kill_when_paused(
         LOAD_PARAMS
         + """
-import pipeline.training.mode_stage as run
+import pipeline.training.train_stage as run
 last = Path(params.train.out_dir) / "predcls" / "checkpoint" / "last.pt"
 """
         + KILL_POINTS[kill_point]

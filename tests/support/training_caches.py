@@ -22,7 +22,7 @@ from pipeline.extraction import cache as roi_cache
 from pipeline.extraction.cache import load_detection_table
 from pipeline.motion.table import motion_table
 from pipeline.params import MotionParams, Params
-from pipeline.training.mode_stage import pack_mode
+from pipeline.training.pack_stage import pack_mode
 
 DEFAULT_SPLITS = {"V0.mp4": "train", "V1.mp4": "train", "V2.mp4": "train", "V3.mp4": "val", "V4.mp4": "val", "V5.mp4": "test"}
 SPURIOUS_LABEL = 20  # a detection that matches no ground-truth box

@@ -1,0 +1,113 @@
+"""The ``evaluate@<mode>`` stage: predict the test split with the kept head and score it.
+
+What it writes, and where, is listed in :mod:`pipeline.outputs`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from pipeline.constants import GROUPS, PREDICATES, check_mode
+from pipeline.evaluation import (
+    align_predictions,
+    evaluate,
+    validate_predictions,
+    write_predictions,
+)
+from pipeline.evaluation.ground_truth import GroundTruth
+from pipeline.evaluation.held_out import held_out_combinations, held_out_recall
+from pipeline.evaluation.motion import motion_metrics
+from pipeline.evaluation.result_formats import per_predicate
+from pipeline.io import (
+    atomic_path,
+    atomic_write_json,
+)
+from pipeline.outputs import RECALL_K, OutputPaths, output_paths
+from pipeline.params import Params
+from pipeline.training.inference import predict_tables
+from pipeline.training.mode_data import load_trained, open_mode
+
+
+def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
+    """Predict the test split with the selected model, write the predictions, score them.
+
+    ``paths.metrics`` gets ``{constraint: {"R@K": ..., "mR@K": ...}}`` (percent), the at-hand
+    motion metrics (``motion``: macro recall, confusion matrix; see
+    :mod:`pipeline.evaluation.motion`) and per-predicate R@20 per constraint (``predicate_recall``);
+    ``paths.predicate_recall`` a CSV of per-predicate recall@20 for each
+    constraint; ``paths.relation_embeddings`` the ASM embedding of each
+    predictions row (``[N, D]`` float32; ``[N, 0]`` without ASM).
+
+    Also in ``paths.metrics``: ``held_out`` (recall on the test split's
+    (predicate, object) combinations that train never has,
+    :mod:`pipeline.evaluation.held_out`), ``asm_alone`` (with ASM: R@20 and
+    mR@20 with constraint and the held-out recall of ASM's logits alone, no
+    classifier) and ``calibration`` (the group temperatures applied to the
+    written scores).
+    """
+    with open_mode(params, mode) as data:
+        model = load_trained(params, data)
+        scores = ("combined", "asm") if model.asm is not None else ("combined",)
+        tables, embeddings = predict_tables(model, data.batches(params, "test"), mode, scores)
+        table, asm_table = tables["combined"], tables.get("asm")
+        truth = data.ground_truth("test")
+    write_predictions(table, paths.predictions)
+    with atomic_path(paths.relation_embeddings, suffix=".npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, embeddings)  # a handle: given a path, np.save would append its own ".npy"
+    results = evaluate(truth, align_predictions(validate_predictions(table, str(paths.predictions)), truth), params.evaluate)
+    metrics = {constraint: result.metrics() for constraint, result in results.items()}
+    recall = {constraint: per_predicate(result) for constraint, result in results.items()}
+    test_objects = data.index_objects.filter(pl.col("split") == "test")
+    metrics["motion"] = motion_metrics(table, test_objects, params.evaluate.iou_threshold, params.evaluate.legacy_plus_one)
+    metrics["predicate_recall"] = {
+        constraint: {name: entry[f"R@{RECALL_K}"] for name, entry in by_name.items()}
+        for constraint, by_name in recall.items()
+    }
+    held_out = held_out_combinations(data.relations)
+    metrics["held_out"] = held_out_recall(table, truth, held_out, params.evaluate)
+    if asm_table is not None:
+        metrics["asm_alone"] = asm_alone_metrics(asm_table, truth, held_out, params)
+    metrics["calibration"] = {group: float(t) for group, t in zip(GROUPS, model.temperature.tolist(), strict=True)}
+    atomic_write_json(paths.metrics, metrics)
+    first = next(iter(recall.values()))
+    per_predicate_table = pl.DataFrame(
+        [
+            {
+                "predicate": name,
+                "group": first[name]["group"],
+                "gt_count": first[name]["gt_count"],
+                **{f"{c}_R@{RECALL_K}": recall[c][name][f"R@{RECALL_K}"] for c in recall},
+            }
+            for name in PREDICATES
+        ]
+    )
+    with atomic_path(paths.predicate_recall, suffix=".csv") as tmp:
+        per_predicate_table.write_csv(tmp, float_precision=4)
+    return metrics
+
+
+def asm_alone_metrics(table: pl.DataFrame, truth: GroundTruth, held_out: pl.DataFrame, params: Params) -> dict:
+    """R@20 / mR@20 with constraint and the held-out recall of the ASM-alone predictions (percent)."""
+    aligned = align_predictions(validate_predictions(table, "ASM-alone predictions"), truth)
+    result = evaluate(truth, aligned, params.evaluate, constraints=("with",), ks=(RECALL_K,))["with"]
+    return {
+        "with": {f"R@{RECALL_K}": 100 * result.recall(RECALL_K), f"mR@{RECALL_K}": 100 * result.mean_recall(RECALL_K)},
+        "held_out": held_out_recall(table, truth, held_out, params.evaluate),
+    }
+
+
+def run_evaluate_stage(params: Params, mode: str) -> dict:
+    """The ``evaluate@<mode>`` stage: test predictions, embeddings, AG metrics, per-predicate recall."""
+    metrics = evaluate_mode(params, check_mode(mode), output_paths(mode))
+    for constraint in params.evaluate.constraints:
+        print(f"{mode} {constraint}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics[constraint].items()))
+    macro = metrics["motion"]["motion_macro_recall"]
+    print(f"{mode} motion macro recall: " + ("no at-hand pairs" if macro is None else f"{macro:.2f}"))
+    for name, entry in (("full", metrics["held_out"]), ("ASM alone", metrics.get("asm_alone", {}).get("held_out"))):
+        if entry is not None and entry["pairs"]:
+            print(f"{mode} held-out ({name}): R@20 {entry['R@20']:.2f}, argmax accuracy {entry['argmax_accuracy']:.2f} "
+                  f"over {entry['pairs']} pairs of {entry['combinations']} combinations")  # fmt: skip
+    if "asm_alone" in metrics:
+        print(f"{mode} ASM alone with: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics["asm_alone"]["with"].items()))
+    return metrics
