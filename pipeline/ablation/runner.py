@@ -36,6 +36,7 @@ from pipeline.ablation.variants import (
 from pipeline.ag.reader import predicate_counts
 from pipeline.evaluation.motion import motion_metrics
 from pipeline.io import atomic_write_json
+from pipeline.outputs import SELECTION_METRIC
 from pipeline.params import parse_params
 from pipeline.training.inference import predict
 from pipeline.training.mode_data import open_mode, run_settings
@@ -125,7 +126,7 @@ def run_paired_ablation(
                 }
                 atomic_write_json(runs_path, runs)
                 last = record["curve"][-1]
-                log(f"{key}: {record['seconds']:.0f}s, last epoch val R@20 {last['R@20']:.1f}, "
+                log(f"{key}: {record['seconds']:.0f}s, last epoch val {SELECTION_METRIC} {last[SELECTION_METRIC]:.1f}, "
                     f"val motion {last['motion macro recall']:.1f}")  # fmt: skip
     return runs
 

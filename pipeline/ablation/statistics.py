@@ -44,11 +44,11 @@ PERMUTED = "full-motion-permuted"
 MDE_FACTOR = 2.8
 METRICS = (
     "motion macro recall",
-    "R@20 with",
-    "mR@20 with",
-    "mR@20 no",
+    f"R@{RECALL_K} with",
+    f"mR@{RECALL_K} with",
+    f"mR@{RECALL_K} no",
     "held-out recall",
-    "tail mR@20 with",
+    f"tail mR@{RECALL_K} with",
 )
 
 
@@ -118,12 +118,12 @@ def metrics_of(
     motion = ratio(total("motion_correct"), total("motion_total"))
     return {
         "motion macro recall": 100 * np.nanmean(motion, axis=1),
-        "R@20 with": 100 * ratio(total("recall_sum")[:, 0], total("frames")[:, 0]),
+        f"R@{RECALL_K} with": 100 * ratio(total("recall_sum")[:, 0], total("frames")[:, 0]),
         # a predicate with no ground truth in a resample is left out of its mean, not counted as 0
-        "mR@20 with": 100 * np.nanmean(with_recall, axis=1),
-        "mR@20 no": 100 * np.nanmean(no_recall, axis=1),
+        f"mR@{RECALL_K} with": 100 * np.nanmean(with_recall, axis=1),
+        f"mR@{RECALL_K} no": 100 * np.nanmean(no_recall, axis=1),
         "held-out recall": 100 * ratio(total("held_correct")[:, 0], total("held_total")[:, 0]),
-        "tail mR@20 with": 100 * np.nanmean(with_recall[:, list(tail)], axis=1),
+        f"tail mR@{RECALL_K} with": 100 * np.nanmean(with_recall[:, list(tail)], axis=1),
     }
 
 

@@ -12,6 +12,7 @@ import polars as pl
 
 from pipeline.ablation.statistics import METRICS, paired_table
 from pipeline.io import atomic_write_text
+from pipeline.outputs import SELECTION_METRIC
 
 
 def render_paired_markdown(table: pl.DataFrame, title: str) -> str:
@@ -45,10 +46,10 @@ def learning_curves(runs: dict, variants: Sequence[str] = ("full", "baseline")) 
         for epoch in range(min(len(c) for c in curves)):
             mean = {
                 k: float(np.nanmean([c[epoch][k] for c in curves]))
-                for k in ("loss", "R@20", "motion macro recall")
+                for k in ("loss", SELECTION_METRIC, "motion macro recall")
             }
             lines.append(
-                f"| {name} | {epoch + 1} | {mean['loss']:.4f} | {mean['R@20']:.1f} | {mean['motion macro recall']:.1f} |"
+                f"| {name} | {epoch + 1} | {mean['loss']:.4f} | {mean[SELECTION_METRIC]:.1f} | {mean['motion macro recall']:.1f} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -26,9 +26,10 @@ from pipeline.constants import CONTACTING
 from pipeline.evaluation.evaluator import evaluate
 from pipeline.evaluation.ground_truth import GroundTruth
 from pipeline.evaluation.predictions import align_predictions, validate_predictions
+from pipeline.outputs import RECALL_K
 from pipeline.params import EvaluateParams
 
-HELD_OUT_K = 20
+HELD_OUT_K = RECALL_K
 
 
 def held_out_combinations(relations: pl.DataFrame, split: str = "test", seen_split: str = "train") -> pl.DataFrame:
