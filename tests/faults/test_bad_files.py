@@ -3,7 +3,7 @@
 Every case checks the three promises of the fault suite: the error (or the
 recovery), no partial output where a later stage reads, and earlier good
 outputs untouched. Faults the validator and the individual readers already
-cover are listed in the README's "Failure behaviour" section.
+cover are listed in docs/failures.md.
 """
 
 from __future__ import annotations
