@@ -1,4 +1,4 @@
-"""MIM: a lone pair's motion must reach the logits (the single-pair trap: with one pair, attention over pairs is the identity), and inside one
+"""MIM: a lone pair's motion must reach the logits (the single-pair trap: attention over one key returns its value whatever the query), and inside one
 layer motion is the query while the relation features are the keys and values."""
 
 from __future__ import annotations
