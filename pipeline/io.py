@@ -62,6 +62,13 @@ _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _DISK_FULL_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT), "errno = 28", "os error 28")
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, as under ``taskset``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def is_disk_full(err: BaseException) -> bool:
     """Whether ``err`` is the system's "no space left on device" (or quota exceeded)."""
     if isinstance(err, DiskFullError):

@@ -23,6 +23,7 @@ from pipeline.io import (
     DataError,
     disk_full_as_error,
     tree_size,
+    usable_cores,
 )
 from pipeline.loss import RelationLoss
 from pipeline.model.mosa import MOSA
@@ -60,7 +61,7 @@ def build_training(params: Params, data: ModeData) -> tuple[MOSA, RelationLoss]:
 def set_threads(threads: int | None, ranks: Ranks = SINGLE_PROCESS) -> int:
     """Set torch's intra-op threads: ``threads``, or (0/None) this process's share of the usable cores."""
     if not threads:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = usable_cores()
         local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world_size if ranks.distributed else 1))
         threads = max(1, cores // max(1, local_ranks))
     torch.set_num_threads(threads)
