@@ -34,6 +34,7 @@ import polars as pl
 from scipy.stats import spearmanr
 
 from pipeline.ag.at_hand import AT_HAND_PREDICATES, HAND_HELD, at_hand_pairs
+from pipeline.ag.held_out import held_out_triplets
 from pipeline.constants import OBJECT_CLASSES, OBJECT_INDEX, PREDICATE_INDEX, PREDICATES
 from pipeline.io import DataError, atomic_write_json, read_parquet
 from pipeline.motion.attributes import STILL_FRACTION, box_iou
@@ -224,12 +225,10 @@ def ag_likeness(frames: pl.DataFrame, objects: pl.DataFrame) -> dict:
     }
 
 
-def held_out_combinations(objects: pl.DataFrame) -> dict:
-    """P7: (contacting predicate, object class) combinations in test that train and validation never hold."""
-    labelled = objects.explode("contacting").drop_nulls("contacting")
-    seen = labelled.filter(pl.col("split") != "test").select("contacting", "object_class").unique()
-    held = labelled.filter(pl.col("split") == "test").join(seen, on=["contacting", "object_class"], how="anti")
-    combos = held.group_by("contacting", "object_class").agg(pairs=pl.len(), videos=pl.col("video").n_unique())
+def held_out_summary(relations: pl.DataFrame) -> dict:
+    """P7: test triplets whose (contacting predicate, object class) train and validation never hold."""
+    held = held_out_triplets(relations, "test", seen_splits=("train", "val"))
+    combos = held.group_by("predicate", "object_class").agg(pairs=pl.len(), videos=pl.col("video").n_unique())
     pairs, videos = held.height, held["video"].n_unique()
     return {
         "pairs": pairs,
@@ -242,9 +241,13 @@ def held_out_combinations(objects: pl.DataFrame) -> dict:
 
 
 def probe_tables(
-    frames: pl.DataFrame, objects: pl.DataFrame, motion: pl.DataFrame, still_fraction: float = STILL_FRACTION
+    frames: pl.DataFrame,
+    objects: pl.DataFrame,
+    relations: pl.DataFrame,
+    motion: pl.DataFrame,
+    still_fraction: float = STILL_FRACTION,
 ) -> dict:
-    """The probe metrics from an index's frames/objects tables and a motion table."""
+    """The probe metrics from an index's frames/objects/relations tables and a motion table."""
     missing = [c for c in FOUR_ATTRIBUTES if c not in motion.columns]
     if missing:
         raise DataError(f"probe: the motion table lacks {', '.join(missing)}; "
@@ -313,7 +316,7 @@ def probe_tables(
         },
         "pairs_sharing_their_frame": float((pairs["pairs_in_frame"] > 1).mean()),
         "ag_likeness": ag_likeness(frames, objects),
-        "held_out": held_out_combinations(objects),
+        "held_out": held_out_summary(relations),
         "bounds": {
             "four_attributes_min": FOUR_MIN_BALANCED_ACCURACY,
             "single_attribute_max": SINGLE_MAX_BALANCED_ACCURACY,
@@ -364,8 +367,9 @@ def run_probe(
     index_dir = Path(index_dir)
     frames = read_parquet(index_dir / "frames.parquet", "index")
     objects = read_parquet(index_dir / "objects.parquet", "index")
+    relations = read_parquet(index_dir / "relations.parquet", "index")
     motion = read_parquet(Path(motion_path), "motion")
-    result = probe_tables(frames, objects, motion, still_fraction)
+    result = probe_tables(frames, objects, relations, motion, still_fraction)
     atomic_write_json(out_path, result)
     return result
 

@@ -68,3 +68,25 @@ def test_no_held_out_combination_gives_none_and_zero_counts():
     empty = held_out_combinations(_relations()).clear()
     result = held_out_recall(table_of(rows), truth, empty, EvaluateParams())
     assert result == {"R@20": None, "argmax_accuracy": None, "combinations": 0, "pairs": 0, "frames": 0}
+
+
+def test_probe_and_evaluator_share_one_definition_of_held_out_triplets():
+    from pipeline.ag.held_out import held_out_triplets
+
+    holding, touching = PREDICATE_INDEX["holding"], PREDICATE_INDEX["touching"]
+    relations = pl.DataFrame(
+        {
+            "frame": ["a/1", "b/1", "c/1", "c/2", "d/1"],
+            "video": ["a", "b", "c", "c", "d"],
+            "split": ["train", "val", "test", "test", "test"],
+            "object_class": [CUP, TABLE, CUP, TABLE, TABLE],
+            "predicate": [holding, touching, holding, touching, touching],
+            "group": ["contacting"] * 5,
+        },
+        schema_overrides={"object_class": pl.Int16, "predicate": pl.Int16},
+    )
+    # touching a table is only in val: held out from train, seen once val counts
+    assert held_out_triplets(relations)["frame"].to_list() == ["c/2", "d/1"]
+    assert held_out_triplets(relations, seen_splits=("train", "val")).height == 0
+    combos = held_out_combinations(relations)
+    assert combos.rows() == [(touching, TABLE)]

@@ -31,7 +31,7 @@ def benchmark(tmp_path_factory):
     write_synthetic_ag(root, PROBE_SYNTH, progress=False, images=False)
     index = build_ag_index(root, val_fraction=0.15, split_seed=0, small_box_side=16.0)
     motion = motion_table(index.frames, index.objects, MotionParams())
-    return index, motion, probe_tables(index.frames, index.objects, motion)
+    return index, motion, probe_tables(index.frames, index.objects, index.relations, motion)
 
 
 def test_every_preregistered_bound_holds_on_an_unseen_data_seed(benchmark):
@@ -53,7 +53,7 @@ def test_the_probe_needs_velocitys_vector(benchmark):
     index, _, _ = benchmark
     extras = {"relative_displacement": False, "log_area_ratio": True, "scale_change": True, "track_speed": True}
     with pytest.raises(DataError, match="relative_displacement"):
-        probe_tables(index.frames, index.objects, motion_table(index.frames, index.objects, MotionParams(extras=extras)))
+        probe_tables(index.frames, index.objects, index.relations, motion_table(index.frames, index.objects, MotionParams(extras=extras)))
 
 
 def test_every_split_holds_every_at_hand_class(benchmark):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from pipeline.ag.held_out import held_out_triplets
 from pipeline.constants import CONTACTING
 from pipeline.evaluation.evaluator import evaluate
 from pipeline.evaluation.ground_truth import GroundTruth
@@ -34,10 +35,8 @@ HELD_OUT_K = RECALL_K
 
 def held_out_combinations(relations: pl.DataFrame, split: str = "test", seen_split: str = "train") -> pl.DataFrame:
     """(predicate, object_class) contacting combinations of ``split`` that ``seen_split`` never has."""
-    contacting = relations.filter(pl.col("group") == "contacting").select("split", "predicate", "object_class")
-    seen = contacting.filter(pl.col("split") == seen_split).select("predicate", "object_class").unique()
-    wanted = contacting.filter(pl.col("split") == split).select("predicate", "object_class").unique()
-    return wanted.join(seen, on=["predicate", "object_class"], how="anti").sort("predicate", "object_class")
+    triplets = held_out_triplets(relations, split, seen_splits=(seen_split,))
+    return triplets.select("predicate", "object_class").unique().sort("predicate", "object_class")
 
 
 def restrict_ground_truth(truth: GroundTruth, combinations: pl.DataFrame) -> GroundTruth | None:
