@@ -34,6 +34,18 @@ SELECTION_METRIC = f"R@{RECALL_K}"
 # The probe stage's certificate of the benchmark.
 PROBE_METRICS = Path("metrics/probe.json")
 
+def run_log_dir(output: str | Path) -> Path:
+    """``<output>.logs``, beside a stage's output: its timings and framework logs.
+
+    They change from run to run, so they stay outside what DVC hashes: a
+    rerun that reproduces the same weights or cache then leaves the output's
+    hash, every later stage and the git-tracked metrics as they were. Git
+    ignores them; DVC does not track them.
+    """
+    output = Path(output)
+    return output.parent / f"{output.name}.logs"
+
+
 # The checkpoint the train_detector stage writes into detector.work_dir.
 TRAINED_DETECTOR_NAME = "detector.pth"
 # The STTran AG detector converted to mmdet's format by ``mosa import-sttran``.

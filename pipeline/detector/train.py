@@ -29,7 +29,7 @@ from pipeline.detector.model import (
 )
 from pipeline.detector.weights import save_checkpoint
 from pipeline.io import DataError, atomic_write_json
-from pipeline.outputs import TRAINED_DETECTOR_NAME
+from pipeline.outputs import TRAINED_DETECTOR_NAME, run_log_dir
 from pipeline.params import DetectorParams, Params
 
 
@@ -157,7 +157,7 @@ def build_runner_config(
     cfg.optim_wrapper.optimizer.update(
         lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay
     )
-    cfg.work_dir = str(Path(detector.work_dir) / "mmengine")
+    cfg.work_dir = str(run_log_dir(detector.work_dir) / "mmengine")
     cfg.randomness = dict(seed=train.seed, deterministic=False)
     cfg.launcher = "none"
     return cfg
@@ -165,8 +165,8 @@ def build_runner_config(
 
 def train_detector(
     detector: DetectorParams, dataset_root: str | Path, index_dir: str | Path
-) -> dict:
-    """Train on ``detector.train.train_splits``, save a weights-only checkpoint, return mmdet's bbox metrics."""
+) -> tuple[dict, dict]:
+    """Train on ``detector.train.train_splits``, save a weights-only checkpoint; return mmdet's bbox metrics and the timings."""
     from mmengine.runner import Runner
 
     register_mmdet()
@@ -221,6 +221,7 @@ def train_detector(
         "train_images": train_images,
         "eval_images": eval_images,
         "iterations": detector.train.iterations,
+    }, {
         "train_seconds": round(train_seconds, 1),
         "seconds_per_iteration": round(train_seconds / detector.train.iterations, 3),
         "eval_seconds": round(eval_seconds, 1),
@@ -244,7 +245,9 @@ def train_or_use_detector(detector: DetectorParams, dataset_root: str | Path, in
         }
         atomic_write_json(work_dir / "SKIPPED.json", metrics)
     else:
-        metrics = train_detector(detector, dataset_root, index_dir)
+        metrics, timing = train_detector(detector, dataset_root, index_dir)
+        atomic_write_json(run_log_dir(work_dir) / "timing.json", timing)
+        print(f"{run_log_dir(work_dir) / 'timing.json'}: {timing}")
     atomic_write_json(detector.metrics_path, metrics)
     print(json.dumps(metrics, indent=2))
     return metrics

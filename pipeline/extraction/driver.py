@@ -37,6 +37,7 @@ from pipeline.extraction.shards import (
     write_shard,
 )
 from pipeline.io import DataError, atomic_write_json
+from pipeline.outputs import run_log_dir
 from pipeline.params import DetectionPostprocessParams, ExtractParams, Params
 
 
@@ -56,13 +57,16 @@ class ExtractReport:
             "videos": self.videos,
             "extracted_frames": self.extracted_frames,
             "skipped_frames": len(self.skipped_frames),
-            "seconds": round(self.seconds, 2),
-            "frames_per_s": round(self.extracted_frames / self.seconds, 2)
-            if self.seconds
-            else None,
             "cache_mb": round(megabytes, 3),
             "mb_per_1000_frames": round(1000 * megabytes / max(self.frames, 1), 3),
             "world_size": world_size,
+        }
+
+    def timing(self) -> dict:
+        """Seconds and throughput of this run: kept out of the metrics (see :func:`run_log_dir`)."""
+        return {
+            "seconds": round(self.seconds, 2),
+            "frames_per_s": round(self.extracted_frames / self.seconds, 2) if self.seconds else None,
         }
 
 
@@ -187,6 +191,9 @@ def extract_with_detector(
             return None
         metrics = report.as_metrics(ranks.world_size)
         atomic_write_json(extract.metrics_path, metrics)
+        timing_path = run_log_dir(extract.out_dir) / "timing.json"
+        atomic_write_json(timing_path, report.timing())
+        print(f"{timing_path}: {report.timing()}")
         return metrics
 
 

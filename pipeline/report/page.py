@@ -177,7 +177,7 @@ def detector_section(params: Params) -> str:
         return html.section("Detector", html.note(f"User checkpoint {metrics.get('checkpoint')}: not evaluated here."))
     summary = (f"bbox mAP@0.5 {metrics.get('bbox_mAP_50', 0):.3f}, mAP@0.5:0.95 {metrics.get('bbox_mAP', 0):.3f} on the "
                f"{metrics.get('eval_split')} split ({metrics.get('eval_images')} frames); trained "
-               f"{metrics.get('iterations')} iterations in {metrics.get('train_seconds')} s.")  # fmt: skip
+               f"{metrics.get('iterations')} iterations.")  # fmt: skip
     classes = metrics.get("per_class", {})
     rows = sorted(([name, c["instances"], c["AP50"], c["AP"]] for name, c in classes.items()), key=lambda row: (row[2], row[0]))
     parts = [html.note(summary)]

@@ -314,5 +314,6 @@ def log_epoch(live: Any, record: EpochRecord) -> None:
     for name, value in record.validation.items():
         live.log_metric(f"val/{name}", value)
     live.log_metric("train/lr", record.lr)
-    live.log_metric("train/frames_per_second", record.frames_per_second, plot=False)
+    # No throughput here: it changes from run to run, and these files are
+    # hashed by DVC (the epoch line printed to the console carries it).
     live.next_step()
