@@ -33,7 +33,7 @@ PY="$VENV/bin/python"
 PIP=("$PY" -m pip install --disable-pip-version-check -q)
 
 # Hash of everything that decides what gets installed; a change re-runs pip.
-want_hash=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want_hash=$(cat pyproject.toml scripts/setup.sh constraints.txt | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_hash" ]; then
   echo "[setup] environment up to date ($VENV)"
   exit 0
@@ -46,7 +46,7 @@ start=$(date +%s)
 # numpy before anything imports torch (the checks below, mmcv's build under
 # --no-build-isolation): torch imported without numpy prints "Failed to
 # initialize NumPy: No module named 'numpy'". Same pin as pyproject.toml.
-"${PIP[@]}" "numpy>=1.26"
+"${PIP[@]}" -c constraints.txt "numpy>=1.26"
 # torch next and pinned to the CPU build: an unpinned torch pulls a
 # multi-GB CUDA build.
 if ! "$PY" -c "import torch" 2>/dev/null; then
@@ -62,9 +62,11 @@ if ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
   else
     echo "[setup] building mmcv 2.1.0 with CPU ops (about 10 min on 2 cores the first time; pip caches the wheel)"
   fi
-  MMCV_WITH_OPS=1 "${PIP[@]}" --no-build-isolation "mmcv==2.1.0"
+  MMCV_WITH_OPS=1 "${PIP[@]}" --no-build-isolation -c constraints.txt "mmcv==2.1.0"
 fi
 echo "[setup] installing the project"
-"${PIP[@]}" -e ".[dev]"
+# Every other package at the exact version of constraints.txt, the
+# environment the committed outputs came from (a newer one changes them).
+"${PIP[@]}" -c constraints.txt -e ".[dev]"
 echo "$want_hash" > "$STAMP"
 echo "[setup] done in $(( $(date +%s) - start )) s"
