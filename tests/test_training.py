@@ -149,7 +149,11 @@ def test_train_and_evaluate_write_checkpoints_logs_and_metrics(world, tmp_path):
 
     paths = output_paths("predcls", tmp_path)
     metrics = evaluate_mode(params, "predcls", paths)
-    assert set(metrics) == {"with", "semi", "no", "motion", "predicate_recall", "held_out", "asm_alone", "calibration"}
+    assert set(metrics) == {
+        "with", "semi", "no", "motion", "predicate_recall", "held_out", "asm_alone", "calibration", "motion_by_split"
+    }  # fmt: skip
+    assert set(metrics["motion_by_split"]) == {"train", "val", "test"}
+    assert metrics["motion_by_split"]["test"] == metrics["motion"]["motion_macro_recall"]
     assert 0 <= metrics["with"]["R@20"] <= 100
     assert metrics["calibration"] == pytest.approx(dict(zip(("attention", "spatial", "contacting"), fitted, strict=True)))
     assert set(metrics["asm_alone"]["with"]) == {"R@20", "mR@20"}
