@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from trained_world import build_trained_world, hashed_encoder, override
 
-from pipeline.report import build_report, run_report_stage
+from pipeline.report import build_report, html, run_report_stage
 from pipeline.report.browser import chromium_binary, render_page
 from pipeline.search import run_search_index_stage
 
@@ -66,6 +66,9 @@ def test_report_shows_every_section_from_the_pipeline_outputs(world):
     # three constraint rows and one motion row per mode
     assert page.count("<tr><td>predcls</td>") == 4 and page.count("<tr><td>sgcls</td>") == 4
     assert "<h2>Motion (at-hand contact classes)</h2>" in page and "At-hand confusion matrix (predcls" in page
+    by_split = json.loads(open("metrics/predcls.json").read())["motion_by_split"]
+    motion_cells = "".join(html.cell(by_split[split]) for split in ("test", "train", "val"))
+    assert "<th>same on train</th>" in page and f"<tr><td>predcls</td>{motion_cells}" in page
     search = json.loads(open(world.search.metrics_path).read())
     assert f"mean precision@10 {search['mean_precision@10']:.3f}" in page
     assert "No experiments yet" in page and 'class="note missing"' not in page

@@ -72,17 +72,20 @@ def motion_section(params: Params) -> str:
     rows, confusion = [], []
     for mode in params.train.modes:
         path = output_paths(mode).metrics
-        motion = json.loads(path.read_text()).get("motion") if path.is_file() else None
+        metrics = json.loads(path.read_text()) if path.is_file() else {}
+        motion = metrics.get("motion")
         if not motion:
             continue
-        rows.append([mode, motion["motion_macro_recall"], *motion["motion_class_recall"].values()])
+        # the same model on the videos it trained on: far above test means it memorised them
+        seen = metrics.get("motion_by_split", {})
+        rows.append([mode, motion["motion_macro_recall"], seen.get("train"), seen.get("val"), *motion["motion_class_recall"].values()])
         if mode == params.report.gallery_mode:
             names = list(next(iter(motion["confusion"].values())))
             confusion = [[truth, *row.values()] for truth, row in motion["confusion"].items()]
             confusion_header = ["true \\ predicted", *names]
     if rows:
         classes = list(json.loads(output_paths(rows[0][0]).metrics.read_text())["motion"]["motion_class_recall"])
-        parts.append(html.table(["mode", "motion macro recall", *classes], rows))
+        parts.append(html.table(["mode", "motion macro recall", "same on train", "same on val", *classes], rows))
     if confusion:
         parts.append(html.note(f"At-hand confusion matrix ({params.report.gallery_mode}, test pairs):"))
         parts.append(html.table(confusion_header, confusion))
