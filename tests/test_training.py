@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -222,6 +223,23 @@ def test_changed_settings_start_fresh_instead_of_resuming(world, tmp_path):
     train_mode(with_out_dir(world, tmp_path, epochs=1), "predcls")
     changed = with_out_dir(world, tmp_path, epochs=2, lr=5e-4)
     assert train_mode(changed, "predcls").resumed_from == 0
+
+
+def test_resume_follows_input_contents_not_file_times(world, tmp_path):
+    """last.pt is in a DVC output: a clone whose inputs have new mtimes must write the same fingerprint."""
+    text = tmp_path / "text.h5"
+    text.write_bytes(Path(world.text.out_path).read_bytes())
+    params = override(with_out_dir(world, tmp_path / "run", epochs=1, schedule="plateau"), "text", out_path=str(text))
+    train_mode(params, "predcls")
+    first = checkpoint.load(tmp_path / "run" / "predcls" / "checkpoint" / "last.pt")["fingerprint"]
+    for path in [text, *Path(world.dataset.index_dir).iterdir(), Path(world.motion.out_path)]:
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    longer = override(params, "train", epochs=2)
+    assert train_mode(longer, "predcls").resumed_from == 1
+    assert checkpoint.load(tmp_path / "run" / "predcls" / "checkpoint" / "last.pt")["fingerprint"] == first
+    with h5py.File(text, "a") as handle:  # same embeddings, other bytes: another input
+        handle.attrs["touched"] = 1
+    assert train_mode(override(params, "train", epochs=3), "predcls").resumed_from == 0
 
 
 def test_more_epochs_resume_only_under_the_plateau_schedule(world, tmp_path):

@@ -3,8 +3,8 @@
 * ``model.pt``: the selected model (best validation score) and the settings
   it was built with, read by the evaluate stage.
 * ``checkpoint/last.pt``: model, optimiser and scheduler state after the last
-  finished epoch, plus a fingerprint of the run's settings and inputs; a
-  rerun resumes from it only when the fingerprint matches.
+  finished epoch, plus a fingerprint of the run's settings and of its
+  inputs' contents; a rerun resumes from it only when the fingerprint matches.
 """
 
 from __future__ import annotations
@@ -19,15 +19,13 @@ import torch
 from pipeline.io import DataError, atomic_torch_save
 
 
-def fingerprint(settings: dict[str, Any], input_paths: list[Path]) -> str:
-    """Hash of the settings and of each input's size and modification time.
+def fingerprint(settings: dict[str, Any], inputs: dict[str, Any]) -> str:
+    """Hash of the settings and of a record of the inputs' contents (``train_stage.run_inputs``).
 
     Any change means a fresh start rather than resuming a different run.
+    Contents, not file times or places: ``last.pt`` is part of a DVC output,
+    so a fresh clone that reruns the stage must write the same bytes.
     """
-    inputs = []
-    for path in input_paths:
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        inputs.extend((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files if p.exists())
     blob = json.dumps({"settings": settings, "inputs": inputs}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -22,6 +22,7 @@ from pipeline.evaluation import (
 from pipeline.io import (
     DataError,
     disk_full_as_error,
+    sha256_file,
     tree_size,
     usable_cores,
 )
@@ -32,7 +33,7 @@ from pipeline.params import Params
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.calibration import calibrate
 from pipeline.training.data import VideoBatches
-from pipeline.training.mode_data import ModeData, build_model, open_mode, run_settings
+from pipeline.training.mode_data import ModeData, build_model, open_mode, pack_inputs, run_settings
 from pipeline.training.trainer import FitResult, fit, resumable
 
 
@@ -56,6 +57,23 @@ def build_training(params: Params, data: ModeData) -> tuple[MOSA, RelationLoss]:
         model.mfe.set_normalization(torch.as_tensor(mean), torch.as_tensor(std))
     counts = predicate_counts(data.relations) if params.model.loss.category_weighted else None
     return model, RelationLoss(params.model.loss, counts)
+
+
+def run_inputs(params: Params, data: ModeData) -> dict:
+    """What a training run reads, by content: the pack's input record plus the relations and text files.
+
+    The ROI cache is known by its extractor identity and size, as the pack
+    knows it (:func:`~pipeline.training.mode_data.pack_inputs`): hashing
+    gigabytes of features at every train stage would cost more than the
+    resume saves.
+    """
+    relations = Path(params.dataset.index_dir) / "relations.parquet"
+    text = Path(params.text.out_path)
+    return {
+        **pack_inputs(params, data.mode, data.source.cache),
+        relations.name: sha256_file(relations),
+        text.name: sha256_file(text),
+    }
 
 
 def set_threads(threads: int | None, ranks: Ranks = SINGLE_PROCESS) -> int:
@@ -84,9 +102,8 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
             model, loss_fn = model.to(ranks.device), loss_fn.to(ranks.device)
         pinned = ranks.device.type == "cuda"
         out_dir = Path(params.train.out_dir) / mode
-        inputs = [Path(params.dataset.index_dir), Path(params.extract.out_dir), Path(params.motion.out_path), Path(params.text.out_path)]
         settings = run_settings(params, mode)
-        run_fingerprint = checkpoint.fingerprint(settings, inputs)
+        run_fingerprint = checkpoint.fingerprint(settings, run_inputs(params, data))
         live = None
         if live_dir is not None and ranks.is_main:
             from dvclive import Live
