@@ -227,6 +227,21 @@ def ablate(
     typer.echo(table.read_text())
 
 
+@app.command("select-appearance")
+@one_line_errors
+def select_appearance(
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2",
+    out_dir: Annotated[Path, typer.Option(help="Output folder: runs.json (resumed), selection.json and .md.")] = Path(
+        "ablations/selection"
+    ),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """The relation token's appearance, chosen on validation by the rule of docs/model_selection.md (PredCls, data seed 0)."""
+    from pipeline.ablation.selection import run_selection
+
+    typer.echo(run_selection(params, out_dir, [int(s) for s in seeds.split(",")], typer.echo).read_text())
+
+
 @app.command("ablation-table")
 @one_line_errors
 def ablation_table(

@@ -201,6 +201,7 @@ class LossParams(Section):
     object_weight: float = Field(1.0, ge=0.0)
 
 
+AppearanceStream = Literal["subject_roi", "object_roi", "union"]
 MotionAttributeName = Literal[
     "distance",
     "velocity",
@@ -238,6 +239,10 @@ class ModelParams(Section):
     asm_lambda: float = Field(1.0, ge=0.0)
     asm_tau_init: float = Field(0.07, gt=0.0)
     box_masks: Literal["binary", "soft"] = "binary"  # soft: STTran's draw_union_boxes coverage
+    # Appearance streams of the relation token and their training-time
+    # modality dropout (pipeline/model/tokens.py; paper: all three, 0).
+    token_appearance: tuple[AppearanceStream, ...] = ("subject_roi", "object_roi", "union")
+    appearance_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     loss: LossParams = LossParams()
 
     @model_validator(mode="after")
@@ -247,6 +252,10 @@ class ModelParams(Section):
                 raise ValueError(f"d_model ({self.d_model}) must be divisible by {key} ({getattr(self, key)})")
         if self.mfe and not self.mfe_attributes:
             raise ValueError("mfe_attributes is empty while mfe is true (list attributes or set mfe: false)")
+        if len(set(self.token_appearance)) != len(self.token_appearance):
+            raise ValueError(f"token_appearance lists a stream twice: {list(self.token_appearance)}")
+        if self.appearance_dropout > 0 and not self.token_appearance:
+            raise ValueError("appearance_dropout > 0 but token_appearance is empty (nothing to drop; set it to 0)")
         return self
 
 

@@ -193,3 +193,61 @@ def test_scored_logits_apply_the_group_temperatures_and_asm_alone_skips_them():
     without_asm, spec = build(asm=False)
     with pytest.raises(ValueError, match="ASM-alone scores need a model with ASM"):
         relation_logits(without_asm(random_batch(spec)), temperature, "asm")
+
+
+def _tokens(model: MOSA, batch, **changes):
+    inputs = dict(
+        subject_roi=batch.subject_roi, object_roi=batch.object_roi, union=batch.union,
+        subject_box=batch.subject_box, object_box=batch.object_box,
+        subject_label=torch.full_like(batch.object_label, 1), object_label=batch.object_label,
+    )  # fmt: skip
+    return model.tokens(**{**inputs, **changes})
+
+
+@pytest.mark.parametrize(
+    ("streams", "ignored"),
+    [(("object_roi",), ("subject_roi", "union")), ((), ("subject_roi", "object_roi", "union"))],
+)
+def test_left_out_appearance_streams_do_not_reach_the_token(streams, ignored):
+    model, spec = build(token_appearance=streams)
+    batch = random_batch(spec)
+    tokens = _tokens(model, batch)
+    for name in ("subject_roi", "object_roi", "union"):
+        moved = _tokens(model, batch, **{name: getattr(batch, name) + 1.0})
+        assert torch.equal(moved, tokens) == (name in ignored), name
+    assert model.tokens.subject_proj is None and model.tokens.union_proj is None
+    assert model.tokens.fuse.in_features == (len(streams) + 1) * 16 + 2 * spec.class_embeddings.shape[1]
+
+
+def test_appearance_dropout_acts_only_in_training_and_drops_every_stream_of_a_pair():
+    model, spec = build(appearance_dropout=0.5)
+    reference, _ = build()  # same seed, so the same weights
+    batch = random_batch(spec)
+    assert torch.equal(_tokens(model.eval(), batch), _tokens(reference.eval(), batch))
+    model.train()
+    torch.manual_seed(3)
+    dropped = _tokens(model, batch)
+    torch.manual_seed(3)
+    moved = _tokens(
+        model, batch, subject_roi=batch.subject_roi + 1, object_roi=batch.object_roi + 1, union=batch.union + 1
+    )
+    same = (dropped == moved).all(dim=1)  # a dropped pair ignores all its appearance; a kept one sees it
+    assert 0 < int(same.sum()) < batch.num_pairs
+    # A dropped pair's token is the token with every appearance stream zeroed; a kept pair's is the full one
+    # (both still in training mode: the mask CNN's batch norm reads batch statistics there).
+    model.tokens._appearance_kept = lambda reference: torch.zeros(reference.shape[0], 1)
+    without_appearance = _tokens(model, batch)
+    del model.tokens._appearance_kept
+    model.tokens.appearance_dropout = 0.0
+    full = _tokens(model, batch)
+    torch.testing.assert_close(dropped[same], without_appearance[same])
+    torch.testing.assert_close(dropped[~same], full[~same])
+
+
+def test_token_appearance_settings_are_checked():
+    with pytest.raises(ParamsError, match="lists a stream twice"):
+        parse_params({"model": {"token_appearance": ["union", "union"]}})
+    with pytest.raises(ParamsError, match="nothing to drop"):
+        parse_params({"model": {"token_appearance": [], "appearance_dropout": 0.5}})
+    with pytest.raises(ParamsError, match="token_appearance"):
+        parse_params({"model": {"token_appearance": ["person_roi"]}})

@@ -67,8 +67,9 @@ class MOSA(nn.Module):
         d = params.d_model
         self.labels = LabelEmbedding(spec.class_embeddings)
         self.tokens = RelationTokenBuilder(
-            spec.roi_dim, spec.union_dim, d, self.labels, soft_masks=params.box_masks == "soft"
-        )
+            spec.roi_dim, spec.union_dim, d, self.labels, soft_masks=params.box_masks == "soft",
+            appearance=params.token_appearance, appearance_dropout=params.appearance_dropout,
+        )  # fmt: skip
         self.spatial = (
             SpatialEncoder(d, params.heads, params.spatial_layers, params.dropout, params.pre_norm)
             if params.spatial_layers > 0

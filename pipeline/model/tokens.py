@@ -9,14 +9,28 @@ masks of s and o drawn inside u (0/1 at cell centres, or STTran's soft
 coverage with ``soft_masks``), g the fusion of the union feature
 with a small CNN over M, and e the label embedding, initialised from the
 text encoder's embedding of each class name.
+
+Appearance (ours; the paper keeps all of it): ``appearance`` lists which of
+the streams f_s, f_o, f_u enter (a left-out stream leaves the concatenation;
+the mask CNN and the labels always enter), and ``appearance_dropout`` zeroes
+all of a pair's appearance streams with that probability during training
+(modality dropout, Neverova et al., "ModDrop", TPAMI 2016), not rescaled: a
+stream is present or absent. On the synthetic data a person's appearance
+names its training video, and with it the video's at-hand class; see
+docs/model_selection.md for the validation-only choice.
 """
 
 from __future__ import annotations
 
+from typing import get_args
+
 import torch
 from torch import Tensor, nn
 
+from pipeline.params import AppearanceStream
+
 MASK_SIZE = 27
+APPEARANCE_STREAMS: tuple[str, ...] = get_args(AppearanceStream)
 
 
 def union_boxes(subject_box: Tensor, object_box: Tensor) -> Tensor:
@@ -119,16 +133,23 @@ class RelationTokenBuilder(nn.Module):
         d_model: int,
         labels: LabelEmbedding,
         soft_masks: bool = False,
+        appearance: tuple[str, ...] = APPEARANCE_STREAMS,
+        appearance_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        unknown = set(appearance) - set(APPEARANCE_STREAMS)
+        if unknown:
+            raise ValueError(f"unknown appearance stream(s) {sorted(unknown)}; choose from {APPEARANCE_STREAMS}")
         self.labels = labels
         self.masks = soft_box_masks if soft_masks else box_masks
-        self.subject_proj = nn.Linear(roi_dim, d_model)
-        self.object_proj = nn.Linear(roi_dim, d_model)
-        self.union_proj = nn.Linear(union_dim, d_model)
+        self.appearance_dropout = appearance_dropout
+        self.subject_proj = nn.Linear(roi_dim, d_model) if "subject_roi" in appearance else None
+        self.object_proj = nn.Linear(roi_dim, d_model) if "object_roi" in appearance else None
+        self.union_proj = nn.Linear(union_dim, d_model) if "union" in appearance else None
         self.mask_cnn = BoxMaskCNN(d_model)
         self.union_out = nn.Sequential(nn.ReLU(), nn.Linear(d_model, d_model))
-        self.fuse = nn.Linear(3 * d_model + 2 * labels.dim, d_model)
+        roi_streams = (self.subject_proj is not None) + (self.object_proj is not None)
+        self.fuse = nn.Linear((roi_streams + 1) * d_model + 2 * labels.dim, d_model)
 
     def forward(
         self,
@@ -140,14 +161,22 @@ class RelationTokenBuilder(nn.Module):
         subject_label: Tensor,
         object_label: Tensor,
     ) -> Tensor:
-        union_feature = self.union_out(
-            self.union_proj(union) + self.mask_cnn(self.masks(subject_box, object_box))
-        )
-        parts = [
-            self.subject_proj(subject_roi),
-            self.object_proj(object_roi),
-            union_feature,
-            self.labels(subject_label),
-            self.labels(object_label),
-        ]
+        keep = self._appearance_kept(subject_roi)
+        union_feature = self.mask_cnn(self.masks(subject_box, object_box))
+        if self.union_proj is not None:
+            union_feature = union_feature + keep * self.union_proj(union)
+        parts = []
+        if self.subject_proj is not None:
+            parts.append(keep * self.subject_proj(subject_roi))
+        if self.object_proj is not None:
+            parts.append(keep * self.object_proj(object_roi))
+        parts += [self.union_out(union_feature), self.labels(subject_label), self.labels(object_label)]
         return self.fuse(torch.cat(parts, dim=-1))
+
+    def _appearance_kept(self, reference: Tensor) -> Tensor | float:
+        """[N, 1] 0/1 per pair while training with appearance dropout, else 1 (and no random draw)."""
+        if not (self.training and self.appearance_dropout > 0):
+            return 1.0
+        return (torch.rand(reference.shape[0], 1, device=reference.device) >= self.appearance_dropout).to(
+            reference.dtype
+        )
