@@ -242,7 +242,7 @@ class ModelParams(Section):
     # Appearance streams of the relation token and their training-time
     # modality dropout (pipeline/model/tokens.py; paper: all three, 0).
     token_appearance: tuple[AppearanceStream, ...] = ("subject_roi", "object_roi", "union")
-    appearance_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    appearance_dropout: float = Field(0.8, ge=0.0, lt=1.0)
     loss: LossParams = LossParams()
 
     @model_validator(mode="after")

@@ -23,12 +23,14 @@ from pipeline.ablation.variants import Variant
 from pipeline.io import atomic_write_json, atomic_write_text
 
 # Section 2 of docs/model_selection.md, in its order of departure from the paper (ties go to the earlier).
+# Each sets both keys, so a candidate means the same whatever params.yaml's default is.
+ALL_STREAMS = "model.token_appearance=[subject_roi,object_roi,union]"
 CANDIDATES: tuple[Variant, ...] = (
-    Variant("paper", "A paper: subject_roi, object_roi, union", ()),
-    Variant("dropout-0.5", "B appearance dropout 0.5", ("model.appearance_dropout=0.5",)),
-    Variant("dropout-0.8", "C appearance dropout 0.8", ("model.appearance_dropout=0.8",)),
-    Variant("object-only", "D object_roi only", ("model.token_appearance=[object_roi]",)),
-    Variant("none", "E no appearance", ("model.token_appearance=[]",)),
+    Variant("paper", "A paper: subject_roi, object_roi, union", (ALL_STREAMS, "model.appearance_dropout=0")),
+    Variant("dropout-0.5", "B appearance dropout 0.5", (ALL_STREAMS, "model.appearance_dropout=0.5")),
+    Variant("dropout-0.8", "C appearance dropout 0.8", (ALL_STREAMS, "model.appearance_dropout=0.8")),
+    Variant("object-only", "D object_roi only", ("model.token_appearance=[object_roi]", "model.appearance_dropout=0")),
+    Variant("none", "E no appearance", ("model.token_appearance=[]", "model.appearance_dropout=0")),
 )
 MOTION, RECALL, MEAN_RECALL = "motion macro recall", "R@20", "mR@20"
 # Section 3's rule (validation means, percent points).

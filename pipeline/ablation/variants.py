@@ -26,7 +26,7 @@ class Variant:
     overrides: tuple[str, ...]  # ``dvc exp run -S`` arguments
 
 
-# The preregistered rows (docs/synthetic_benchmark.md, section 6).
+# The preregistered rows (docs/synthetic_benchmark.md, section 6; paper-token: docs/model_selection.md, section 3).
 VARIANTS: tuple[Variant, ...] = (
     Variant("full", "MOSA (full)", ()),
     Variant("no-mfe", "w/o MFE (so no MIM)", ("model.mfe=false",)),
@@ -39,6 +39,8 @@ VARIANTS: tuple[Variant, ...] = (
         "MFE + per-entity speeds (extra)",
         ("model.mfe_attributes=[distance,velocity,persistence,direction_consistency,relative_displacement,track_speed]",),
     ),
+    # The token choice of docs/model_selection.md, undone: its own effect, at the ablation's power.
+    Variant("paper-token", "paper's token (no appearance dropout)", ("model.appearance_dropout=0",)),
     Variant(
         "baseline",
         "baseline (MFE, MIM, ASM, weights off; gamma kept)",
