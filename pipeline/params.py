@@ -278,6 +278,9 @@ class TrainParams(Section):
     # Fit one temperature per predicate group on the validation split after
     # training and apply it to the scores written for evaluation.
     calibrate: bool = True
+    # Then sharpen the spatial and contacting temperatures for the semi
+    # constraint's 0.9 threshold on validation (pipeline/training/semi_calibration.py).
+    semi_calibration: bool = True
     sgdet_match_iou: float = Field(0.5, gt=0.0, le=1.0)
     feature_cache_mb: int = Field(512, ge=0)
     seed: int = 0
@@ -286,6 +289,12 @@ class TrainParams(Section):
     threads: int | None = Field(0, ge=0)  # torch intra-op threads; 0 or None: all cores
     pack_dir: str = "features/pack"
     prefetch_batches: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _semi_after_nll(self) -> TrainParams:
+        if self.semi_calibration and not self.calibrate:
+            raise ValueError("semi_calibration sharpens the NLL temperatures: it needs calibrate: true (or set it to false)")
+        return self
 
 
 class EvaluateParams(Section):

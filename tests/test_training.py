@@ -26,6 +26,7 @@ from pipeline.training.data import BoundedCache, VideoBatches
 from pipeline.training.evaluate_stage import evaluate_mode
 from pipeline.training.matching import greedy_match
 from pipeline.training.mode_data import open_mode
+from pipeline.training.semi_calibration import SEMI_FACTORS, SEMI_GROUPS, best_factor_index
 from pipeline.training.sources import CacheSource
 from pipeline.training.text import read_text_embeddings
 from pipeline.training.train_stage import train_mode
@@ -117,6 +118,13 @@ def test_bounded_cache_never_exceeds_its_budget(world):
     assert cached.load("V0.mp4") is cached.load("V0.mp4")
 
 
+def test_semi_factor_is_the_best_recall_and_a_tie_keeps_the_larger_factor():
+    assert SEMI_FACTORS[0] == 1.0 and all(a > b for a, b in zip(SEMI_FACTORS, SEMI_FACTORS[1:]))
+    assert best_factor_index([50.0, 52.0, 51.0]) == 1
+    assert best_factor_index([50.0, 53.0, 53.0, 40.0]) == 1
+    assert best_factor_index([50.0, 50.0]) == 0
+
+
 def test_greedy_match_is_one_to_one_highest_iou_first():
     truths = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], dtype=float)
     dets = np.array([[1, 1, 10, 10], [0, 0, 10, 10], [21, 21, 30, 30], [50, 50, 60, 60]], dtype=float)
@@ -147,6 +155,14 @@ def test_train_and_evaluate_write_checkpoints_logs_and_metrics(world, tmp_path):
     assert result.calibration == kept["calibration"]
     for report in kept["calibration"].values():
         assert report["nll_after"] <= report["nll_before"] + 1e-9
+    # then the semi sharpening of the two thresholded groups: the best validation semi R@20 of its search
+    assert "semi" not in kept["calibration"]["attention"]
+    for group in SEMI_GROUPS:
+        semi = kept["calibration"][group]["semi"]
+        assert semi["temperature"] == pytest.approx(semi["nll_temperature"] * semi["factor"])
+        assert kept["calibration"][group]["temperature"] == semi["temperature"]
+        assert len(semi["semi_recall"]) == len(SEMI_FACTORS)
+        assert semi["semi_recall"][f"{semi['factor']:.4f}"] == max(semi["semi_recall"].values())
 
     paths = output_paths("predcls", tmp_path)
     metrics = evaluate_mode(params, "predcls", paths)

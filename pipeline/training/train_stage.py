@@ -32,8 +32,8 @@ from pipeline.outputs import RECALL_K, head_model_path, live_dir
 from pipeline.params import Params
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.calibration import calibrate
-from pipeline.training.data import VideoBatches
 from pipeline.training.mode_data import ModeData, build_model, open_mode, pack_inputs, run_settings
+from pipeline.training.semi_calibration import fit_semi_temperatures
 from pipeline.training.trainer import FitResult, fit, resumable
 
 
@@ -121,21 +121,29 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
                     make_validator(data, params), mode, out_dir, run_fingerprint, settings, live, ranks,
                 )  # fmt: skip
                 if params.train.calibrate and ranks.is_main:
-                    result.calibration = calibrate_kept_model(model, head_model_path(params.train.out_dir, mode), data.batches(params, "val"))
+                    result.calibration = calibrate_kept_model(model, head_model_path(params.train.out_dir, mode), data, params)
                 return result
         finally:
             if live is not None:
                 live.end()
 
 
-def calibrate_kept_model(model: MOSA, path: Path, val_batches: VideoBatches) -> dict:
+def calibrate_kept_model(model: MOSA, path: Path, data: ModeData, params: Params) -> dict:
     """Fit the group temperatures of the kept model (``path``) on validation and store them in it.
 
-    The fit reads raw logits, so rerunning it on a calibrated model.pt gives the same temperatures.
+    NLL first; with ``train.semi_calibration`` the spatial and contacting
+    temperatures are then sharpened for the semi constraint
+    (:mod:`pipeline.training.semi_calibration`; their ``temperature`` in the
+    report is the final one, ``semi`` holds the search). Both fits read raw
+    logits, so rerunning them on a calibrated model.pt gives the same temperatures.
     """
     payload = checkpoint.load(path)
     model.load_state_dict(payload["model"])
-    report = calibrate(model, val_batches)
+    report = calibrate(model, data.batches(params, "val"))
+    if params.train.semi_calibration:
+        semi = fit_semi_temperatures(model, data.batches(params, "val"), data.mode, data.ground_truth("val"), params.evaluate)
+        for group, search in semi.items():
+            report[group] = {**report[group], "temperature": search["temperature"], "semi": search}
     checkpoint.save(path, {**payload, "model": model.state_dict(), "calibration": report})
     return report
 
@@ -147,8 +155,9 @@ def run_train_stage(params: Params, mode: str) -> FitResult:
         best = ", ".join(f"{k} {v:.2f}" for k, v in result.best_validation.items())
         print(f"{mode}: selected epoch {result.best_epoch + 1} (validation {best})")
         for group, fitted in (result.calibration or {}).items():
+            semi = f", semi: x {fitted['semi']['factor']:.3f}" if "semi" in fitted else ""
             print(
                 f"{mode} calibration {group}: T {fitted['temperature']:.3f}, validation NLL "
-                f"{fitted['nll_before']:.4f} -> {fitted['nll_after']:.4f} ({fitted['pairs']} pairs)"
+                f"{fitted['nll_before']:.4f} -> {fitted['nll_after']:.4f} ({fitted['pairs']} pairs){semi}"
             )
     return result
