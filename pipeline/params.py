@@ -278,8 +278,9 @@ class TrainParams(Section):
     # Fit one temperature per predicate group on the validation split after
     # training and apply it to the scores written for evaluation.
     calibrate: bool = True
-    # Then sharpen the spatial and contacting temperatures for the semi
-    # constraint's 0.9 threshold on validation (pipeline/training/semi_calibration.py).
+    # Then offset the spatial and contacting logits so that the semi
+    # constraint's 0.9 threshold falls where validation R@20 semi is best
+    # (pipeline/training/semi_calibration.py).
     semi_calibration: bool = True
     sgdet_match_iou: float = Field(0.5, gt=0.0, le=1.0)
     feature_cache_mb: int = Field(512, ge=0)
@@ -293,7 +294,7 @@ class TrainParams(Section):
     @model_validator(mode="after")
     def _semi_after_nll(self) -> TrainParams:
         if self.semi_calibration and not self.calibrate:
-            raise ValueError("semi_calibration sharpens the NLL temperatures: it needs calibrate: true (or set it to false)")
+            raise ValueError("semi_calibration is fitted after the NLL temperatures: it needs calibrate: true (or set it to false)")
         return self
 
 

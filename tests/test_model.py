@@ -186,9 +186,14 @@ def test_scored_logits_apply_the_group_temperatures_and_asm_alone_skips_them():
     output = model.eval()(random_batch(spec))
     temperature = torch.tensor([2.0, 0.5, 4.0])
     scaled = relation_logits(output, temperature, "combined")
+    offset = torch.tensor([0.0, 1.5, 2.25])  # the semi offsets
+    shifted = relation_logits(output, temperature, "combined", offset)
     for i, group in enumerate(GROUPS):
         torch.testing.assert_close(scaled[group], output.logits[group] / temperature[i])
+        torch.testing.assert_close(shifted[group], scaled[group] + offset[i])
         assert torch.equal(scaled[group].argmax(dim=1), output.logits[group].argmax(dim=1))
+        assert torch.equal(shifted[group].argsort(dim=1), scaled[group].argsort(dim=1))  # each row's ranking kept
+    assert model.state_dict()["score_offset"].tolist() == [0.0, 0.0, 0.0]
     assert relation_logits(output, temperature, "asm") is output.asm_logits
     without_asm, spec = build(asm=False)
     with pytest.raises(ValueError, match="ASM-alone scores need a model with ASM"):

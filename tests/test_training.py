@@ -26,7 +26,7 @@ from pipeline.training.data import BoundedCache, VideoBatches
 from pipeline.training.evaluate_stage import evaluate_mode
 from pipeline.training.matching import greedy_match
 from pipeline.training.mode_data import open_mode
-from pipeline.training.semi_calibration import SEMI_FACTORS, SEMI_GROUPS, best_factor_index
+from pipeline.training.semi_calibration import SEMI_GROUPS, SEMI_OFFSETS, best_offset_index
 from pipeline.training.sources import CacheSource
 from pipeline.training.text import read_text_embeddings
 from pipeline.training.train_stage import train_mode
@@ -118,11 +118,11 @@ def test_bounded_cache_never_exceeds_its_budget(world):
     assert cached.load("V0.mp4") is cached.load("V0.mp4")
 
 
-def test_semi_factor_is_the_best_recall_and_a_tie_keeps_the_larger_factor():
-    assert SEMI_FACTORS[0] == 1.0 and all(a > b for a, b in zip(SEMI_FACTORS, SEMI_FACTORS[1:]))
-    assert best_factor_index([50.0, 52.0, 51.0]) == 1
-    assert best_factor_index([50.0, 53.0, 53.0, 40.0]) == 1
-    assert best_factor_index([50.0, 50.0]) == 0
+def test_semi_offset_is_the_best_recall_and_a_tie_keeps_the_smaller_offset():
+    assert SEMI_OFFSETS[0] == 0.0 and list(SEMI_OFFSETS) == sorted(set(SEMI_OFFSETS))
+    assert best_offset_index([50.0, 52.0, 51.0]) == 1
+    assert best_offset_index([50.0, 53.0, 53.0, 40.0]) == 1
+    assert best_offset_index([50.0, 50.0]) == 0
 
 
 def test_greedy_match_is_one_to_one_highest_iou_first():
@@ -155,24 +155,28 @@ def test_train_and_evaluate_write_checkpoints_logs_and_metrics(world, tmp_path):
     assert result.calibration == kept["calibration"]
     for report in kept["calibration"].values():
         assert report["nll_after"] <= report["nll_before"] + 1e-9
-    # then the semi sharpening of the two thresholded groups: the best validation semi R@20 of its search
+    # then the semi offsets of the two thresholded groups: the best validation semi R@20 of each search
     assert "semi" not in kept["calibration"]["attention"]
-    for group in SEMI_GROUPS:
+    offsets = kept["model"]["score_offset"].tolist()
+    assert offsets[0] == 0.0
+    for index, group in enumerate(("attention", "spatial", "contacting")):
+        if group not in SEMI_GROUPS:
+            continue
         semi = kept["calibration"][group]["semi"]
-        assert semi["temperature"] == pytest.approx(semi["nll_temperature"] * semi["factor"])
-        assert kept["calibration"][group]["temperature"] == semi["temperature"]
-        assert len(semi["semi_recall"]) == len(SEMI_FACTORS)
-        assert semi["semi_recall"][f"{semi['factor']:.4f}"] == max(semi["semi_recall"].values())
+        assert offsets[index] == semi["offset"] and len(semi["semi_recall"]) == len(SEMI_OFFSETS)
+        assert semi["semi_recall"][f"{semi['offset']:.2f}"] == max(semi["semi_recall"].values())
 
     paths = output_paths("predcls", tmp_path)
     metrics = evaluate_mode(params, "predcls", paths)
     assert set(metrics) == {
-        "with", "semi", "no", "motion", "predicate_recall", "held_out", "asm_alone", "calibration", "motion_by_split"
+        "with", "semi", "no", "motion", "predicate_recall", "held_out", "asm_alone", "calibration", "score_offset",
+        "motion_by_split",
     }  # fmt: skip
     assert set(metrics["motion_by_split"]) == {"train", "val", "test"}
     assert metrics["motion_by_split"]["test"] == metrics["motion"]["motion_macro_recall"]
     assert 0 <= metrics["with"]["R@20"] <= 100
     assert metrics["calibration"] == pytest.approx(dict(zip(("attention", "spatial", "contacting"), fitted, strict=True)))
+    assert metrics["score_offset"] == dict(zip(("attention", "spatial", "contacting"), offsets, strict=True))
     assert set(metrics["asm_alone"]["with"]) == {"R@20", "mR@20"}
     assert {"R@20", "argmax_accuracy", "combinations", "pairs"} <= set(metrics["held_out"])
     assert set(metrics["asm_alone"]["held_out"]) == set(metrics["held_out"])

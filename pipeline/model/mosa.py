@@ -15,8 +15,10 @@ object classifier's argmax (detached), so training sees what inference sees.
 
 The ``temperature`` buffer holds one calibration temperature per group
 (GROUPS order; 1 until the train stage fits them on validation, see
-pipeline/training/calibration.py). The forward pass never applies it: the
-prediction tables divide z_g by it before the softmax/sigmoid.
+pipeline/training/calibration.py), ``score_offset`` one logit offset per
+group (0 until the semi fit, pipeline/training/semi_calibration.py). The
+forward pass never applies them: the prediction tables score
+z_g / T_g + b_g with the softmax/sigmoid.
 """
 
 from __future__ import annotations
@@ -98,8 +100,9 @@ class MOSA(nn.Module):
         self.object_classifier = (
             ObjectClassifier(spec.roi_dim, d, self.labels, NUM_OBJECT_CLASSES) if classify_objects else None
         )
-        # A buffer, so the fitted temperatures travel in model.pt with the weights.
+        # Buffers, so the fitted temperatures and semi offsets travel in model.pt with the weights.
         self.register_buffer("temperature", torch.ones(len(GROUPS)))
+        self.register_buffer("score_offset", torch.zeros(len(GROUPS)))
 
     def forward(self, batch: RelationBatch) -> RelationOutput:
         object_logits, object_label = self._object_labels(batch)

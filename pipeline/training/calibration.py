@@ -79,9 +79,12 @@ def fit_temperature(logits: Tensor, target: Tensor) -> float:
     return math.exp((low + high) / 2.0)
 
 
-def scaled_logits(logits: dict[str, Tensor], temperature: Tensor) -> dict[str, Tensor]:
-    """Each group's logits divided by its temperature (``temperature`` in GROUPS order)."""
-    return {group: logits[group] / temperature[i].to(logits[group].dtype) for i, group in enumerate(GROUPS)}
+def scaled_logits(logits: dict[str, Tensor], temperature: Tensor, offset: Tensor | None = None) -> dict[str, Tensor]:
+    """Each group's logits divided by its temperature, plus its offset when given (both in GROUPS order)."""
+    scaled = {group: logits[group] / temperature[i].to(logits[group].dtype) for i, group in enumerate(GROUPS)}
+    if offset is None:
+        return scaled
+    return {group: scaled[group] + offset[i].to(scaled[group].dtype) for i, group in enumerate(GROUPS)}
 
 
 @torch.no_grad()

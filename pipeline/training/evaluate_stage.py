@@ -45,7 +45,7 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
     :mod:`pipeline.evaluation.held_out`), ``asm_alone`` (with ASM: R@20 and
     mR@20 with constraint and the held-out recall of ASM's logits alone, no
     classifier), ``calibration`` (the group temperatures applied to the
-    written scores) and ``motion_by_split`` (motion macro recall of the same
+    written scores), ``score_offset`` (the semi offsets added after them) and ``motion_by_split`` (motion macro recall of the same
     model on its own train split, on validation and on test).
     """
     with open_mode(params, mode) as data:
@@ -73,6 +73,7 @@ def evaluate_mode(params: Params, mode: str, paths: OutputPaths) -> dict:
         metrics["asm_alone"] = asm_alone_metrics(asm_table, truth, held_out, params)
     metrics["motion_by_split"] = {**seen_splits, "test": metrics["motion"]["motion_macro_recall"]}
     metrics["calibration"] = {group: float(t) for group, t in zip(GROUPS, model.temperature.tolist(), strict=True)}
+    metrics["score_offset"] = {group: float(b) for group, b in zip(GROUPS, model.score_offset.tolist(), strict=True)}
     atomic_write_json(paths.metrics, metrics)
     first = next(iter(recall.values()))
     per_predicate_table = pl.DataFrame(

@@ -3,7 +3,8 @@
 Which relation logits are scored (``scores``):
 
 * ``combined`` (the model's prediction): z_g = Head_g(r) + lambda * ASM_g(r),
-  divided by the group's calibration temperature (pipeline/training/calibration.py);
+  divided by the group's calibration temperature (pipeline/training/calibration.py),
+  plus the group's semi offset (pipeline/training/semi_calibration.py);
 * ``asm``: ASM's similarity logits s_g alone, uncalibrated ("ASM alone": how
   far the text side predicts without the classifier). Its temperature is
   ASM's own tau.
@@ -27,13 +28,15 @@ from pipeline.training.data import BatchMeta, VideoBatches, to_device
 Scores = Literal["combined", "asm"]
 
 
-def relation_logits(output: RelationOutput, temperature: torch.Tensor, scores: Scores) -> dict[str, torch.Tensor]:
+def relation_logits(
+    output: RelationOutput, temperature: torch.Tensor, scores: Scores, offset: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """The per-group logits the predictions table is built from (module docstring)."""
     if scores == "asm":
         if output.asm_logits is None:
             raise ValueError("ASM-alone scores need a model with ASM (model.asm: true)")
         return output.asm_logits
-    return scaled_logits(output.logits, temperature)
+    return scaled_logits(output.logits, temperature, offset)
 
 
 def prediction_rows(output: RelationOutput, meta: BatchMeta, mode: str, logits: dict[str, torch.Tensor] | None = None) -> pl.DataFrame:
@@ -85,7 +88,9 @@ def predict_tables(
     model: MOSA, batches: VideoBatches, mode: str, scores: tuple[Scores, ...]
 ) -> tuple[dict[Scores, pl.DataFrame], np.ndarray]:
     """One predictions table per entry of ``scores`` from a single pass, and the ASM embeddings (see :func:`predict`)."""
-    return tables_from_outputs(forward_outputs(model, batches), mode, scores, model.temperature.cpu())
+    return tables_from_outputs(
+        forward_outputs(model, batches), mode, scores, model.temperature.cpu(), model.score_offset.cpu()
+    )
 
 
 @torch.no_grad()
@@ -99,14 +104,18 @@ def forward_outputs(model: MOSA, batches: VideoBatches) -> Iterator[tuple[Relati
 
 
 def tables_from_outputs(
-    outputs: Iterable[tuple[RelationOutput, BatchMeta]], mode: str, scores: tuple[Scores, ...], temperature: torch.Tensor
+    outputs: Iterable[tuple[RelationOutput, BatchMeta]],
+    mode: str,
+    scores: tuple[Scores, ...],
+    temperature: torch.Tensor,
+    offset: torch.Tensor | None = None,
 ) -> tuple[dict[Scores, pl.DataFrame], np.ndarray]:
-    """:func:`predict_tables` from given outputs and group temperatures (the semi fit rescores one pass many times)."""
+    """:func:`predict_tables` from given outputs, group temperatures and offsets (the semi fit rescores one pass)."""
     parts: dict[Scores, list[pl.DataFrame]] = {name: [] for name in scores}
     embeddings = []
     for output, meta in outputs:
         for name, tables in parts.items():
-            tables.append(prediction_rows(output, meta, mode, relation_logits(output, temperature, name)))
+            tables.append(prediction_rows(output, meta, mode, relation_logits(output, temperature, name, offset)))
         if output.relation_embedding is not None:
             embeddings.append(output.relation_embedding.float().numpy())
     if not any(parts.values()):

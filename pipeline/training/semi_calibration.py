@@ -1,4 +1,4 @@
-"""Temperatures for the semi constraint: the spatial and contacting scores sharpened on validation.
+"""Offsets for the semi constraint: where the spatial and contacting scores cross 0.9, set on validation.
 
 The semi constraint keeps a spatial or contacting predicate when its score
 passes a fixed threshold (0.9, Action Genome's protocol), so it reads the
@@ -10,16 +10,20 @@ plain BCE are overconfident and pass the threshold anyway; a focal-loss head
 is not.
 
 After the NLL fit, each of the two thresholded groups in turn (spatial,
-then contacting) gets the temperature T_nll * f, f in :data:`SEMI_FACTORS`,
-that maximises R@20 with the semi constraint on the **validation** split
-(ties go to the larger f, the one nearer the NLL fit):
+then contacting) gets a logit offset b_g >= 0 that maximises R@20 with the
+semi constraint on the **validation** split (ties go to the smaller offset,
+the one nearer the NLL fit):
 
-    T_g = T_g,nll * argmax_f  R@20_semi,val(T_g,nll * f)
+    p_gr = sigmoid(z_gr / T_g + b_g),   b_g = argmax_b R@20_semi,val(b),  b in SEMI_OFFSETS
 
-Attention is left at its NLL temperature: semi reads its argmax, which no
-temperature moves. Dividing by T keeps every row's argmax, so the with
-constraint is unchanged; no constraint's cross-group ranking can move a
-little (measured in docs/synthetic_benchmark.md, section 7).
+So predicate r passes semi's 0.9 when z_gr / T_g > logit(0.9) - b_g: the
+offset moves the decision, not the scale. (Lowering T instead moves it too,
+but saturates: at the T that validation favoured, float32 scores of several
+predicates of a row became exactly 1.0, and the argmax of a tie is not the
+model's.) An offset keeps each row's argmax and each group's ranking, so the
+with constraint is unchanged; no constraint ranks across groups, and can move.
+Attention keeps no offset: semi reads its argmax, and a softmax ignores a
+shared offset.
 """
 
 from __future__ import annotations
@@ -33,47 +37,44 @@ from pipeline.params import EvaluateParams
 from pipeline.training.data import VideoBatches
 from pipeline.training.inference import forward_outputs, tables_from_outputs
 
-# 1 down to 1/16 in steps of sqrt(2): the validation curves of the default flatten well inside it.
-SEMI_FACTORS = tuple(2.0 ** (-step / 2) for step in range(9))
+# 0 to 4 in steps of 0.25; logit(0.9) = 2.197 is where the threshold sits at z / T = 0.
+SEMI_OFFSETS = tuple(0.25 * step for step in range(17))
 SEMI_GROUPS = ("spatial", "contacting")
 
 
-def best_factor_index(recalls: list[float]) -> int:
-    """Index of the highest recall; on a tie the first (the largest factor, nearest the NLL fit)."""
+def best_offset_index(recalls: list[float]) -> int:
+    """Index of the highest recall; on a tie the first (the smallest offset, nearest the NLL fit)."""
     return max(range(len(recalls)), key=lambda k: (recalls[k], -k))
 
 
-def fit_semi_temperatures(
+def fit_semi_offsets(
     model: MOSA, batches: VideoBatches, mode: str, truth: GroundTruth, settings: EvaluateParams
 ) -> dict[str, dict]:
-    """Lower the NLL temperatures of spatial and contacting as above, in ``model.temperature``; report the search.
+    """Set ``model.score_offset`` of spatial and contacting as above; report the search.
 
-    Returns ``{group: {"nll_temperature", "factor", "temperature", "semi_recall": {factor: R@20}}}``.
+    Returns ``{group: {"offset", "semi_recall": {offset: validation R@20 semi}}}``.
     """
-    outputs = list(forward_outputs(model, batches))  # one forward pass, rescored per factor
+    outputs = list(forward_outputs(model, batches))  # one forward pass, rescored per offset
+    temperature = model.temperature.detach().cpu()
 
-    def semi_recall(temperature) -> float:
-        table = tables_from_outputs(outputs, mode, ("combined",), temperature)[0]["combined"]
+    def semi_recall(offset) -> float:
+        table = tables_from_outputs(outputs, mode, ("combined",), temperature, offset)[0]["combined"]
         aligned = align_predictions(validate_predictions(table, f"{mode} validation predictions"), truth)
         return 100 * evaluate(truth, aligned, settings, constraints=("semi",), ks=(RECALL_K,))["semi"].recall(RECALL_K)
 
-    temperature = model.temperature.detach().cpu().clone()
+    offset = model.score_offset.detach().cpu().clone().zero_()
     report = {}
     for group in SEMI_GROUPS:
         index = list(GROUPS).index(group)
-        fitted = float(temperature[index])
         recalls = []
-        for factor in SEMI_FACTORS:
-            trial = temperature.clone()
-            trial[index] = fitted * factor
+        for value in SEMI_OFFSETS:
+            trial = offset.clone()
+            trial[index] = value
             recalls.append(semi_recall(trial))
-        best = best_factor_index(recalls)
-        temperature[index] = fitted * SEMI_FACTORS[best]
+        offset[index] = SEMI_OFFSETS[best_offset_index(recalls)]
         report[group] = {
-            "nll_temperature": fitted,
-            "factor": SEMI_FACTORS[best],
-            "temperature": float(temperature[index]),
-            "semi_recall": {f"{f:.4f}": r for f, r in zip(SEMI_FACTORS, recalls, strict=True)},
+            "offset": float(offset[index]),
+            "semi_recall": {f"{v:.2f}": r for v, r in zip(SEMI_OFFSETS, recalls, strict=True)},
         }
-    model.temperature.copy_(temperature.to(model.temperature))
+    model.score_offset.copy_(offset.to(model.score_offset))
     return report

@@ -33,7 +33,7 @@ from pipeline.params import Params
 from pipeline.training import head_checkpoint as checkpoint
 from pipeline.training.calibration import calibrate
 from pipeline.training.mode_data import ModeData, build_model, open_mode, pack_inputs, run_settings
-from pipeline.training.semi_calibration import fit_semi_temperatures
+from pipeline.training.semi_calibration import fit_semi_offsets
 from pipeline.training.trainer import FitResult, fit, resumable
 
 
@@ -131,19 +131,18 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
 def calibrate_kept_model(model: MOSA, path: Path, data: ModeData, params: Params) -> dict:
     """Fit the group temperatures of the kept model (``path``) on validation and store them in it.
 
-    NLL first; with ``train.semi_calibration`` the spatial and contacting
-    temperatures are then sharpened for the semi constraint
-    (:mod:`pipeline.training.semi_calibration`; their ``temperature`` in the
-    report is the final one, ``semi`` holds the search). Both fits read raw
-    logits, so rerunning them on a calibrated model.pt gives the same temperatures.
+    NLL first; with ``train.semi_calibration`` spatial and contacting then get
+    their semi offsets (:mod:`pipeline.training.semi_calibration`; reported
+    under ``semi``). Both fits read raw logits, so rerunning them on a
+    calibrated model.pt gives the same values.
     """
     payload = checkpoint.load(path)
     model.load_state_dict(payload["model"])
     report = calibrate(model, data.batches(params, "val"))
     if params.train.semi_calibration:
-        semi = fit_semi_temperatures(model, data.batches(params, "val"), data.mode, data.ground_truth("val"), params.evaluate)
+        semi = fit_semi_offsets(model, data.batches(params, "val"), data.mode, data.ground_truth("val"), params.evaluate)
         for group, search in semi.items():
-            report[group] = {**report[group], "temperature": search["temperature"], "semi": search}
+            report[group] = {**report[group], "semi": search}
     checkpoint.save(path, {**payload, "model": model.state_dict(), "calibration": report})
     return report
 
@@ -155,7 +154,7 @@ def run_train_stage(params: Params, mode: str) -> FitResult:
         best = ", ".join(f"{k} {v:.2f}" for k, v in result.best_validation.items())
         print(f"{mode}: selected epoch {result.best_epoch + 1} (validation {best})")
         for group, fitted in (result.calibration or {}).items():
-            semi = f", semi: x {fitted['semi']['factor']:.3f}" if "semi" in fitted else ""
+            semi = f", semi offset {fitted['semi']['offset']:.2f}" if "semi" in fitted else ""
             print(
                 f"{mode} calibration {group}: T {fitted['temperature']:.3f}, validation NLL "
                 f"{fitted['nll_before']:.4f} -> {fitted['nll_after']:.4f} ({fitted['pairs']} pairs){semi}"
