@@ -262,6 +262,17 @@ def test_resume_follows_input_contents_not_file_times(world, tmp_path):
     assert train_mode(override(params, "train", epochs=3), "predcls").resumed_from == 0
 
 
+def test_a_checkpoint_of_an_older_head_starts_a_fresh_run(world, tmp_path):
+    """Same settings and inputs, but weights written by code without a buffer the head now has."""
+    params = with_out_dir(world, tmp_path / "run", epochs=1, schedule="plateau")
+    train_mode(params, "predcls")
+    last = tmp_path / "run" / "predcls" / "checkpoint" / "last.pt"
+    state = checkpoint.load(last)
+    checkpoint.save(last, {**state, "model": {k: v for k, v in state["model"].items() if k != "score_offset"}})
+    longer = override(params, "train", epochs=2)
+    assert train_mode(longer, "predcls").resumed_from == 0  # it would resume from epoch 1 otherwise
+
+
 def test_more_epochs_resume_only_under_the_plateau_schedule(world, tmp_path):
     """Under warmup_cosine the epoch count shapes every step's LR: another count is another run."""
     train_mode(with_out_dir(world, tmp_path / "cosine", epochs=1), "predcls")

@@ -109,7 +109,7 @@ def train_mode(params: Params, mode: str, live_dir: Path | None = None) -> FitRe
             from dvclive import Live
 
             # dvcyaml=False: the metrics and plots are declared in the project's dvc.yaml.
-            resume = resumable(out_dir, run_fingerprint)
+            resume = resumable(out_dir, run_fingerprint, model)
             live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=False)
         try:
             # the checkpoints write through atomic_path; dvclive's files do not

@@ -180,12 +180,23 @@ def validate_on_ranks(
     return broadcast_from_main(ranks, validation)
 
 
-def resumable(out_dir: Path, run_fingerprint: str) -> bool:
-    """True when ``out_dir`` holds a last checkpoint of this very run (same settings and inputs)."""
+def resumable(out_dir: Path, run_fingerprint: str, model: torch.nn.Module | None = None) -> bool:
+    """True when ``out_dir`` holds a last checkpoint of this very run (same settings and inputs).
+
+    Given ``model``, its weights must also fit it, name by name and shape by
+    shape: a checkpoint written by code with other layers or buffers (the
+    same settings, an older head) starts a fresh run instead of failing.
+    """
     last_path, best_path = out_dir / "checkpoint" / "last.pt", out_dir / HEAD_MODEL_NAME
     if not (last_path.is_file() and best_path.is_file()):
         return False
-    return checkpoint.load(last_path).get("fingerprint") == run_fingerprint
+    state = checkpoint.load(last_path)
+    if state.get("fingerprint") != run_fingerprint:
+        return False
+    if model is None:
+        return True
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    return {name: tuple(value.shape) for name, value in state["model"].items()} == expected
 
 
 def fit(
@@ -240,7 +251,7 @@ def fit(
         for leftover in out_dir.rglob(".*.tmp"):
             leftover.unlink()
     start_epoch = 0
-    if resumable(out_dir, run_fingerprint):
+    if resumable(out_dir, run_fingerprint, model):
         state = checkpoint.load(last_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
