@@ -279,8 +279,8 @@ class TrainParams(Section):
     # training and apply it to the scores written for evaluation.
     calibrate: bool = True
     # Then offset the spatial and contacting logits so that the semi
-    # constraint's 0.9 threshold falls where validation R@20 semi is best
-    # (pipeline/training/semi_calibration.py).
+    # constraint's 0.9 threshold asserts their predicates with the best
+    # validation F1 (pipeline/training/semi_calibration.py).
     semi_calibration: bool = True
     sgdet_match_iou: float = Field(0.5, gt=0.0, le=1.0)
     feature_cache_mb: int = Field(512, ge=0)

@@ -26,7 +26,12 @@ from pipeline.training.data import BoundedCache, VideoBatches
 from pipeline.training.evaluate_stage import evaluate_mode
 from pipeline.training.matching import greedy_match
 from pipeline.training.mode_data import open_mode
-from pipeline.training.semi_calibration import SEMI_GROUPS, SEMI_OFFSETS, best_offset_index
+from pipeline.training.semi_calibration import (
+    SEMI_GROUPS,
+    SEMI_OFFSETS,
+    asserted_f1,
+    best_offset_index,
+)
 from pipeline.training.sources import CacheSource
 from pipeline.training.text import read_text_embeddings
 from pipeline.training.train_stage import train_mode
@@ -118,11 +123,24 @@ def test_bounded_cache_never_exceeds_its_budget(world):
     assert cached.load("V0.mp4") is cached.load("V0.mp4")
 
 
-def test_semi_offset_is_the_best_recall_and_a_tie_keeps_the_smaller_offset():
+def test_semi_offset_is_the_best_f1_and_a_tie_keeps_the_smaller_offset():
     assert SEMI_OFFSETS[0] == 0.0 and list(SEMI_OFFSETS) == sorted(set(SEMI_OFFSETS))
     assert best_offset_index([50.0, 52.0, 51.0]) == 1
     assert best_offset_index([50.0, 53.0, 53.0, 40.0]) == 1
     assert best_offset_index([50.0, 50.0]) == 0
+
+
+def test_asserted_f1_counts_the_cells_above_the_threshold():
+    logits = torch.tensor([[3.0, 1.0, -2.0], [0.5, 2.5, -1.0]])
+    target = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    # at T = 1, b = 0 and 0.9 (logit 2.197): cells 3.0 and 2.5 pass, both true; one true label (1.0) missed
+    assert asserted_f1(logits, target, 1.0, 0.0, 0.9) == pytest.approx(2 * 2 / (2 * 2 + 1))
+    # b = 1.5: 1.0 passes too (all three true, none wrong)
+    assert asserted_f1(logits, target, 1.0, 1.5, 0.9) == pytest.approx(1.0)
+    # b = 3: 0.5 passes as well (wrong); b = 3.5: -1.0 too (wrong)
+    assert asserted_f1(logits, target, 1.0, 3.0, 0.9) == pytest.approx(2 * 3 / (2 * 3 + 1))
+    assert asserted_f1(logits, target, 1.0, 3.5, 0.9) == pytest.approx(2 * 3 / (2 * 3 + 2))
+    assert asserted_f1(logits, target, 2.0, 0.0, 0.9) == 0.0  # a higher temperature: nothing passes
 
 
 def test_greedy_match_is_one_to_one_highest_iou_first():
@@ -155,7 +173,7 @@ def test_train_and_evaluate_write_checkpoints_logs_and_metrics(world, tmp_path):
     assert result.calibration == kept["calibration"]
     for report in kept["calibration"].values():
         assert report["nll_after"] <= report["nll_before"] + 1e-9
-    # then the semi offsets of the two thresholded groups: the best validation semi R@20 of each search
+    # then the semi offsets of the two thresholded groups: the best validation F1 of each search
     assert "semi" not in kept["calibration"]["attention"]
     offsets = kept["model"]["score_offset"].tolist()
     assert offsets[0] == 0.0
@@ -163,8 +181,8 @@ def test_train_and_evaluate_write_checkpoints_logs_and_metrics(world, tmp_path):
         if group not in SEMI_GROUPS:
             continue
         semi = kept["calibration"][group]["semi"]
-        assert offsets[index] == semi["offset"] and len(semi["semi_recall"]) == len(SEMI_OFFSETS)
-        assert semi["semi_recall"][f"{semi['offset']:.2f}"] == max(semi["semi_recall"].values())
+        assert offsets[index] == semi["offset"] and len(semi["f1"]) == len(SEMI_OFFSETS)
+        assert semi["f1"][f"{semi['offset']:.2f}"] == max(semi["f1"].values())
 
     paths = output_paths("predcls", tmp_path)
     metrics = evaluate_mode(params, "predcls", paths)

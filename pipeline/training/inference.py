@@ -12,7 +12,6 @@ Which relation logits are scored (``scores``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import numpy as np
@@ -84,36 +83,19 @@ def predict(model: MOSA, batches: VideoBatches, mode: str, with_embeddings: bool
     return (tables[scores], embeddings) if with_embeddings else tables[scores]
 
 
+@torch.no_grad()
 def predict_tables(
     model: MOSA, batches: VideoBatches, mode: str, scores: tuple[Scores, ...]
 ) -> tuple[dict[Scores, pl.DataFrame], np.ndarray]:
     """One predictions table per entry of ``scores`` from a single pass, and the ASM embeddings (see :func:`predict`)."""
-    return tables_from_outputs(
-        forward_outputs(model, batches), mode, scores, model.temperature.cpu(), model.score_offset.cpu()
-    )
-
-
-@torch.no_grad()
-def forward_outputs(model: MOSA, batches: VideoBatches) -> Iterator[tuple[RelationOutput, BatchMeta]]:
-    """The model's output (on the CPU) and the batch's metadata, batch by batch, in evaluation mode."""
     model.eval()
     device = next(model.parameters()).device
     cpu = torch.device("cpu")
-    for batch, meta in batches:
-        yield (model(batch) if device.type == "cpu" else to_device(model(to_device(batch, device)), cpu)), meta
-
-
-def tables_from_outputs(
-    outputs: Iterable[tuple[RelationOutput, BatchMeta]],
-    mode: str,
-    scores: tuple[Scores, ...],
-    temperature: torch.Tensor,
-    offset: torch.Tensor | None = None,
-) -> tuple[dict[Scores, pl.DataFrame], np.ndarray]:
-    """:func:`predict_tables` from given outputs, group temperatures and offsets (the semi fit rescores one pass)."""
+    temperature, offset = model.temperature.cpu(), model.score_offset.cpu()
     parts: dict[Scores, list[pl.DataFrame]] = {name: [] for name in scores}
     embeddings = []
-    for output, meta in outputs:
+    for batch, meta in batches:
+        output = model(batch) if device.type == "cpu" else to_device(model(to_device(batch, device)), cpu)
         for name, tables in parts.items():
             tables.append(prediction_rows(output, meta, mode, relation_logits(output, temperature, name, offset)))
         if output.relation_embedding is not None:

@@ -140,7 +140,7 @@ def calibrate_kept_model(model: MOSA, path: Path, data: ModeData, params: Params
     model.load_state_dict(payload["model"])
     report = calibrate(model, data.batches(params, "val"))
     if params.train.semi_calibration:
-        semi = fit_semi_offsets(model, data.batches(params, "val"), data.mode, data.ground_truth("val"), params.evaluate)
+        semi = fit_semi_offsets(model, data.batches(params, "val"), params.evaluate.semi_threshold)
         for group, search in semi.items():
             report[group] = {**report[group], "semi": search}
     checkpoint.save(path, {**payload, "model": model.state_dict(), "calibration": report})
