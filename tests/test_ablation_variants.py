@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import pytest
+import yaml
 
-from pipeline.ablation.data_seeds import data_seed_overrides
+from pipeline.ablation.data_seeds import build_data_seed, data_seed_overrides, seed_dir
 from pipeline.ablation.variants import VARIANTS, apply_overrides, chosen_variants, dvc_exp_command
 from pipeline.io import DataError
 from pipeline.params import parse_params
@@ -55,3 +57,18 @@ def test_data_seed_overrides_move_every_data_path_and_nothing_else():
         assert "d2" in path
     # the model, training and text settings are the default run's
     assert settings.model == default.model and settings.train == default.train and settings.text == default.text
+
+
+def test_a_data_seed_is_reused_after_a_model_change_and_refused_after_a_data_change(tmp_path, monkeypatch):
+    """Its caches follow the synth/dataset/detector/extract/motion sections only."""
+    monkeypatch.chdir(tmp_path)
+    settings = {"synth": {"out_dir": "data/synth_ag"}, "dataset": {"root": "data/synth_ag"}}
+    first = apply_overrides(settings, data_seed_overrides(1, default_seed=0))
+    params = parse_params(first)
+    Path(params.motion.out_path).parent.mkdir(parents=True)
+    Path(params.motion.out_path).write_bytes(b"built")  # a built seed: its motion table exists
+    (seed_dir(1) / "params.yaml").write_text(yaml.safe_dump(first, sort_keys=False))
+    changed_model = apply_overrides(settings, ["model.appearance_dropout=0.5", "train.semi_calibration=false"])
+    assert build_data_seed(changed_model, 1, default_seed=0, log=lambda _: None) == seed_dir(1) / "params.yaml"
+    with pytest.raises(DataError, match="built with other params"):
+        build_data_seed(apply_overrides(settings, ["synth.videos=50"]), 1, default_seed=0, log=lambda _: None)

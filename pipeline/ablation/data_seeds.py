@@ -70,6 +70,15 @@ def build_default_caches(params: Params, log=print) -> None:
     subprocess.run(["dvc", "repro", "text", "motion"], check=True)
 
 
+# The params.yaml sections the caches of a data seed are built from (synth, index, detector, extract, motion).
+CACHE_SECTIONS = ("seed", "synth", "dataset", "detector", "extract", "motion")
+
+
+def cache_settings(params_text: str) -> dict:
+    """The part of a params.yaml text that decides a data seed's caches: a model or training key does not."""
+    return {key: value for key, value in (yaml.safe_load(params_text) or {}).items() if key in CACHE_SECTIONS}
+
+
 def build_data_seed(settings: dict, seed: int, default_seed: int, log=print) -> Path:
     """Write (or reuse) the caches of one extra data seed; return its parameter file."""
     from pipeline.ag.reader import run_index_stage
@@ -89,7 +98,7 @@ def build_data_seed(settings: dict, seed: int, default_seed: int, log=print) -> 
     params = parse_params(yaml.safe_load(text))
     motion_path = Path(params.motion.out_path)
     if motion_path.exists():
-        if not params_path.exists() or params_path.read_text() != text:
+        if not params_path.exists() or cache_settings(params_path.read_text()) != cache_settings(text):
             raise DataError(
                 f"{folder}: built with other params than params.yaml now gives; "
                 f"remove {folder}, data/abl/{data_name(seed)} and models/abl/{data_name(seed)} to rebuild"
