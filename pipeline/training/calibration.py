@@ -111,14 +111,14 @@ def labelled_logits(model: MOSA, batches: VideoBatches) -> dict[str, tuple[Tenso
     }
 
 
-def calibrate(model: MOSA, batches: VideoBatches) -> dict[str, dict[str, float]]:
-    """Fit the temperatures on ``batches`` (the validation split), store them in the model, report them.
+def calibrate(model: MOSA, labelled: dict[str, tuple[Tensor, Tensor]]) -> dict[str, dict[str, float]]:
+    """Fit the temperatures on ``labelled`` (:func:`labelled_logits` of the validation split), store them, report them.
 
     Returns ``{group: {"temperature", "nll_before", "nll_after", "pairs"}}``.
     """
     report = {}
     temperatures = []
-    for group, (logits, target) in labelled_logits(model, batches).items():
+    for group, (logits, target) in labelled.items():
         temperature = fit_temperature(logits, target)
         temperatures.append(temperature)
         empty = logits.shape[0] == 0

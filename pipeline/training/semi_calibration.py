@@ -37,8 +37,6 @@ from torch import Tensor
 
 from pipeline.constants import GROUPS
 from pipeline.model.mosa import MOSA
-from pipeline.training.calibration import labelled_logits
-from pipeline.training.data import VideoBatches
 
 # 0 to 4 in steps of 0.25 (logit(0.9) = 2.197: at b = 2.197 the threshold sits at z / T = 0).
 SEMI_OFFSETS = tuple(0.25 * step for step in range(17))
@@ -59,13 +57,13 @@ def best_offset_index(scores: list[float]) -> int:
     return max(range(len(scores)), key=lambda k: (scores[k], -k))
 
 
-def fit_semi_offsets(model: MOSA, batches: VideoBatches, threshold: float) -> dict[str, dict]:
+def fit_semi_offsets(model: MOSA, labelled: dict[str, tuple[Tensor, Tensor]], threshold: float) -> dict[str, dict]:
     """Set ``model.score_offset`` of spatial and contacting as above (after the NLL fit); report the search.
 
+    ``labelled``: the raw validation logits the NLL fit read (:func:`~pipeline.training.calibration.labelled_logits`);
     ``threshold`` is the evaluator's ``evaluate.semi_threshold``. Returns
     ``{group: {"offset", "f1": {offset: validation F1}}}``.
     """
-    labelled = labelled_logits(model, batches)
     offset = torch.zeros_like(model.score_offset)
     report = {}
     for group in SEMI_GROUPS:

@@ -31,7 +31,7 @@ from pipeline.model.mosa import MOSA
 from pipeline.outputs import RECALL_K, head_model_path, live_dir
 from pipeline.params import Params
 from pipeline.training import head_checkpoint as checkpoint
-from pipeline.training.calibration import calibrate
+from pipeline.training.calibration import calibrate, labelled_logits
 from pipeline.training.mode_data import ModeData, build_model, open_mode, pack_inputs, run_settings
 from pipeline.training.semi_calibration import fit_semi_offsets
 from pipeline.training.trainer import FitResult, fit, resumable
@@ -138,9 +138,10 @@ def calibrate_kept_model(model: MOSA, path: Path, data: ModeData, params: Params
     """
     payload = checkpoint.load(path)
     model.load_state_dict(payload["model"])
-    report = calibrate(model, data.batches(params, "val"))
+    labelled = labelled_logits(model, data.batches(params, "val"))  # raw logits: one pass serves both fits
+    report = calibrate(model, labelled)
     if params.train.semi_calibration:
-        semi = fit_semi_offsets(model, data.batches(params, "val"), params.evaluate.semi_threshold)
+        semi = fit_semi_offsets(model, labelled, params.evaluate.semi_threshold)
         for group, search in semi.items():
             report[group] = {**report[group], "semi": search}
     checkpoint.save(path, {**payload, "model": model.state_dict(), "calibration": report})
