@@ -17,8 +17,6 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import yaml
-
 from pipeline.ablation.variants import Variant
 from pipeline.io import atomic_write_json, atomic_write_text
 
@@ -111,7 +109,7 @@ def run_selection(params_path: Path, out_dir: Path, train_seeds: Sequence[int], 
     chosen, reason = choose(means)
     atomic_write_json(out_dir / "selection.json", {"chosen": chosen, "reason": reason, "validation": means})
     chosen_overrides = next(c.overrides for c in CANDIDATES if c.name == chosen)
-    log(f"chosen: {chosen} ({yaml.safe_dump(list(chosen_overrides), default_flow_style=True).strip()})")
+    log(f"chosen: {chosen} ({' '.join(chosen_overrides)})")
     table_path = out_dir / "selection.md"
     atomic_write_text(table_path, markdown_table(means, chosen, reason))
     return table_path
