@@ -63,8 +63,12 @@ def test_report_shows_every_section_from_the_pipeline_outputs(world):
         assert f"<h2>{title}</h2>" in page
     metrics = json.loads(open("metrics/sgcls.json").read())
     assert f"<td>{metrics['semi']['R@20']:.2f}</td>" in page
-    # three constraint rows and one motion row per mode
-    assert page.count("<tr><td>predcls</td>") == 4 and page.count("<tr><td>sgcls</td>") == 4
+    # three constraint rows, three predicate-group rows and one motion row per mode
+    assert page.count("<tr><td>predcls</td>") == 7 and page.count("<tr><td>sgcls</td>") == 7
+    groups = json.loads(open("metrics/predcls.json").read())
+    attention = "".join(html.cell(groups["group_recall_by_split"][split]["attention"]) for split in ("train", "val", "test"))
+    ceiling = html.cell(groups["ceiling"]["with"]["R@20"])
+    assert f"<tr><td>predcls</td><td>attention</td>{attention}{ceiling}</tr>" in page
     assert "<h2>Motion (at-hand contact classes)</h2>" in page and "At-hand confusion matrix (predcls" in page
     by_split = json.loads(open("metrics/predcls.json").read())["motion_by_split"]
     motion_cells = "".join(html.cell(by_split[split]) for split in ("test", "train", "val"))

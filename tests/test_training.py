@@ -188,10 +188,16 @@ def test_train_and_evaluate_write_checkpoints_logs_and_metrics(world, tmp_path):
     metrics = evaluate_mode(params, "predcls", paths)
     assert set(metrics) == {
         "with", "semi", "no", "motion", "predicate_recall", "held_out", "asm_alone", "calibration", "score_offset",
-        "motion_by_split",
+        "motion_by_split", "group_recall", "group_recall_by_split", "ceiling",
     }  # fmt: skip
     assert set(metrics["motion_by_split"]) == {"train", "val", "test"}
     assert metrics["motion_by_split"]["test"] == metrics["motion"]["motion_macro_recall"]
+    assert set(metrics["group_recall_by_split"]) == {"train", "val", "test"}
+    assert metrics["group_recall_by_split"]["test"] == metrics["group_recall"]["with"]
+    assert set(metrics["group_recall"]["with"]) == {"attention", "spatial", "contacting"}
+    # the perfect classifier bounds the model on every constraint
+    for constraint in ("with", "semi", "no"):
+        assert metrics[constraint]["R@20"] <= metrics["ceiling"][constraint]["R@20"] + 1e-9
     assert 0 <= metrics["with"]["R@20"] <= 100
     assert metrics["calibration"] == pytest.approx(dict(zip(("attention", "spatial", "contacting"), fitted, strict=True)))
     assert metrics["score_offset"] == dict(zip(("attention", "spatial", "contacting"), offsets, strict=True))

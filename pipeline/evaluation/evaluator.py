@@ -73,7 +73,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.boxes import rowwise_iou
-from pipeline.constants import ATTENTION, CONTACTING, NUM_OBJECT_CLASSES, NUM_PREDICATES, SPATIAL
+from pipeline.constants import (
+    ATTENTION,
+    CONTACTING,
+    GROUPS,
+    NUM_OBJECT_CLASSES,
+    NUM_PREDICATES,
+    SPATIAL,
+)
 from pipeline.evaluation.ground_truth import GroundTruth
 from pipeline.evaluation.predictions import AlignedPredictions
 from pipeline.params import EvaluateParams
@@ -115,6 +122,21 @@ class ConstraintResult:
     def mean_recall(self, k: int) -> float:
         """mR@K as TEMPURA defines it: the mean over all 26 predicates, absent ones counting 0."""
         return float(np.nan_to_num(self.predicate_recall(k), nan=0.0).sum() / NUM_PREDICATES)
+
+    def group_recall(self, k: int) -> dict[str, float]:
+        """Dataset-level recall of each predicate group (hits over its triplets); NaN where it has none.
+
+        With constraint a pair yields one candidate per group, so this is the
+        group's top-1 accuracy over its pairs (for multi-label spatial pairs,
+        the share of their labels one candidate can cover): it says which
+        group R@K with constraint loses.
+        """
+        hits = self.predicate_hits[self.ks.index(k)]
+        out = {}
+        for name, columns in GROUPS.items():
+            count = self.predicate_counts[columns].sum()
+            out[name] = float(hits[columns].sum() / count) if count else float("nan")
+        return out
 
     def metrics(self) -> dict[str, float]:
         """``{"R@10": ..., "mR@10": ...}`` in percent (0-100)."""
