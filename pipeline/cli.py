@@ -231,15 +231,17 @@ def ablate(
 @one_line_errors
 def select_appearance(
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2",
+    data_seeds: Annotated[str, typer.Option(help="Comma-separated data seeds (synth.seed); each extra one gets its own caches.")] = "0",
     out_dir: Annotated[Path, typer.Option(help="Output folder: runs.json (resumed), selection.json and .md.")] = Path(
         "ablations/selection"
     ),
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """The relation token's appearance, chosen on validation by the rule of docs/model_selection.md (PredCls, data seed 0)."""
+    """The relation token's appearance, chosen on validation by the rule of docs/model_selection.md (PredCls)."""
     from pipeline.ablation.selection import run_selection
 
-    typer.echo(run_selection(params, out_dir, [int(s) for s in seeds.split(",")], typer.echo).read_text())
+    train_seeds, data = ([int(s) for s in value.split(",")] for value in (seeds, data_seeds))
+    typer.echo(run_selection(params, out_dir, train_seeds, data, typer.echo).read_text())
 
 
 @app.command("ablation-table")

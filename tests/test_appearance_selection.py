@@ -77,3 +77,15 @@ def test_the_rule_refuses_unequal_seeds_or_a_missing_candidate():
     del table["none"]
     with pytest.raises(ValueError, match="same seeds"):
         choose(validation_means(runs(table)))
+
+
+def test_means_over_several_data_seeds_weigh_every_run_and_need_the_same_runs():
+    records = {}
+    for data, motion in (("d0", 40.0), ("d1", 60.0)):
+        for key, record in runs({name: [(motion, 70.0, 60.0)] for name in NAMES}).items():
+            records[key.replace("d0/", f"{data}/")] = {**record, "data": data}
+    means = validation_means(records)
+    assert means["paper"]["motion macro recall"] == 50.0 and means["paper"]["runs"] == ["d0/s0", "d1/s0"]
+    del records["d1/none/s0"]
+    with pytest.raises(ValueError, match="same seeds"):
+        choose(validation_means(records))

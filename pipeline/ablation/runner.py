@@ -148,13 +148,30 @@ def run_ablation(
     present), the probe of each extra data seed (``probe_d<seed>.json``) and
     ``ablation_<mode>_paired.{md,csv}``. ``extra``: overrides for every run.
     """
+    from pipeline.ablation.tables import write_paired_tables
+
+    data_overrides = prepare_data_seeds(params_path, out_dir, data_seeds, extra, log)
+    runs_path = Path(out_dir) / "runs.json"
+    run_paired_ablation(params_path, data_overrides, train_seeds, epochs, mode, runs_path, variants, log)
+    write_paired_tables(runs_path, out_dir)
+    return Path(out_dir) / f"ablation_{mode}_paired.md"
+
+
+def prepare_data_seeds(
+    params_path: Path, out_dir: Path, data_seeds: Sequence[int], extra: Sequence[str] = (), log=print
+) -> dict[str, list[str]]:
+    """Build (or reuse) the caches of every data seed; its overrides for the runner, by data name.
+
+    The default data seed is the pipeline's own caches; every other one gets
+    its own root, detector and features, and its probe goes to
+    ``out_dir/probe_d<seed>.json``. ``extra``: overrides for every run.
+    """
     from pipeline.ablation.data_seeds import (
         build_data_seed,
         build_default_caches,
         data_name,
         data_seed_overrides,
     )
-    from pipeline.ablation.tables import write_paired_tables
     from pipeline.params import load_params
     from pipeline.probe import run_probe, summary_line
 
@@ -171,7 +188,4 @@ def run_ablation(
             probe = run_probe(seed_params.dataset.index_dir, seed_params.motion.out_path, probe_path, seed_params.motion.still_fraction)
             log(f"{probe_path}: {summary_line(probe)}")
         data_overrides[data_name(seed)] = [*data_seed_overrides(seed, default_seed), *extra]
-    runs_path = Path(out_dir) / "runs.json"
-    run_paired_ablation(params_path, data_overrides, train_seeds, epochs, mode, runs_path, variants, log)
-    write_paired_tables(runs_path, out_dir)
-    return Path(out_dir) / f"ablation_{mode}_paired.md"
+    return data_overrides

@@ -4,6 +4,7 @@ Usage::
 
     mosa select-appearance            # 5 candidates x training seeds 0,1,2, data seed 0, PredCls
     mosa select-appearance --seeds 0  # a smaller grid (the rule then reads one seed)
+    mosa select-appearance --data-seeds 0,1,2 --out-dir ablations/selection_v2  # section 6: three data seeds
 
 The candidates are ablation variants, run by the ablation's own runner
 (:func:`~pipeline.ablation.runner.run_paired_ablation`: same budget, resumed
@@ -39,19 +40,24 @@ MIN_MOTION_GAIN = 3.0
 
 
 def validation_means(runs: Mapping[str, dict]) -> dict[str, dict[str, float]]:
-    """Per candidate: the mean over training seeds of the last epoch's validation metrics, and the seeds read."""
+    """Per candidate: the mean over its runs (data seeds x training seeds) of the last epoch's validation metrics.
+
+    Every run weighs the same, so with the same training seeds per data seed each data seed does too.
+    ``runs`` names the (data seed, training seed) runs read.
+    """
     by_name: dict[str, list[dict]] = {}
     for record in runs.values():
         by_name.setdefault(record["variant"], []).append(record)
     means = {}
     for candidate in CANDIDATES:
-        records = sorted(by_name.get(candidate.name, []), key=lambda r: r["seed"])
+        records = sorted(by_name.get(candidate.name, []), key=lambda r: (r.get("data", "d0"), r["seed"]))
         if not records:
             continue
         last = [r["curve"][-1] for r in records]
         means[candidate.name] = {
             **{m: sum(epoch[m] for epoch in last) / len(last) for m in (MOTION, RECALL, MEAN_RECALL)},
             "seeds": [r["seed"] for r in records],
+            "runs": [f"{r.get('data', 'd0')}/s{r['seed']}" for r in records],
             "per_seed_motion": [epoch[MOTION] for epoch in last],
         }
     return means
@@ -59,9 +65,9 @@ def validation_means(runs: Mapping[str, dict]) -> dict[str, dict[str, float]]:
 
 def choose(means: Mapping[str, Mapping[str, float]]) -> tuple[str, str]:
     """The candidate section 3 picks, and why (one line)."""
-    seeds = {tuple(m["seeds"]) for m in means.values()}
+    seeds = {tuple(m["runs"]) for m in means.values()}
     if len(means) != len(CANDIDATES) or len(seeds) != 1:
-        raise ValueError(f"the rule needs every candidate on the same seeds; have {dict((k, v['seeds']) for k, v in means.items())}")
+        raise ValueError(f"the rule needs every candidate on the same seeds; have {dict((k, v['runs']) for k, v in means.items())}")
     paper = means[CANDIDATES[0].name]
     eligible = [
         c.name
@@ -92,18 +98,19 @@ def markdown_table(means: Mapping[str, Mapping[str, float]], chosen: str, reason
     return "\n".join(lines) + f"\n\nRule (docs/model_selection.md, section 3): {reason}\n"
 
 
-def run_selection(params_path: Path, out_dir: Path, train_seeds: Sequence[int], log=print) -> Path:
+def run_selection(
+    params_path: Path, out_dir: Path, train_seeds: Sequence[int], data_seeds: Sequence[int] = (0,), log=print
+) -> Path:
     """Run every candidate (resumed from ``out_dir/runs.json``), apply the rule, write selection.{json,md}."""
-    from pipeline.ablation.data_seeds import build_default_caches
-    from pipeline.ablation.runner import run_paired_ablation
+    from pipeline.ablation.runner import prepare_data_seeds, run_paired_ablation
     from pipeline.params import load_params
 
     params = load_params(params_path)
-    build_default_caches(params, log)
     out_dir.mkdir(parents=True, exist_ok=True)
+    data_overrides = prepare_data_seeds(params_path, out_dir, data_seeds, log=log)
     runs_path = out_dir / "runs.json"
     run_paired_ablation(
-        params_path, {"d0": []}, train_seeds, params.train.epochs, "predcls", runs_path, CANDIDATES, log
+        params_path, data_overrides, train_seeds, params.train.epochs, "predcls", runs_path, CANDIDATES, log
     )
     means = validation_means(json.loads(runs_path.read_text()))
     chosen, reason = choose(means)
