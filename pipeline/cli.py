@@ -244,6 +244,20 @@ def select_appearance(
     typer.echo(run_selection(params, out_dir, train_seeds, data, typer.echo).read_text())
 
 
+@app.command("attention-probe")
+@one_line_errors
+def attention_probe_command(params: ParamsOption = Path("params.yaml")) -> None:
+    """Can attention be read from the cached features? A linear probe on the person's ROI feature and the object's side."""
+    from pipeline.attention_probe import attention_probe
+    from pipeline.params import load_params
+
+    settings = load_params(params)
+    result = attention_probe(settings.dataset.index_dir, settings.extract.out_dir)
+    scores = ", ".join(f"{name} {value:.3f}" for name, value in result["balanced_accuracy"].items())
+    typer.echo(f"attention probe, test balanced accuracy (chance {result['chance']:.2f}): {scores}; "
+               f"pairs fit {result['pairs']['fit']}, test {result['pairs']['test']}")  # fmt: skip
+
+
 @app.command("ablation-table")
 @one_line_errors
 def ablation_table(
